@@ -1,0 +1,60 @@
+"""Error pages: JSON in the caller's API family under /api/, HTML elsewhere.
+
+These answer requests no API view handled (an unknown path, a crash outside a view). API
+views shape their own errors through `sso.api.envelopes.exception_handler`.
+"""
+
+import logging
+import time
+
+from django.http import JsonResponse
+from django.views import defaults
+from rest_framework.exceptions import NotFound
+
+from sso import bitacora
+from sso.api.envelopes import ENVELOPE_A, Envelope
+
+logger = logging.getLogger("incidencias.api")
+
+# Path prefix -> envelope of the family mounted there; the longest match wins.
+API_FAMILIES: list[tuple[str, Envelope]] = [
+    ("/api/", ENVELOPE_A),
+]
+
+
+def envelope_for(path: str) -> Envelope | None:
+    best = None
+    for prefix, envelope in API_FAMILIES:
+        if path.startswith(prefix) and (best is None or len(prefix) > len(best[0])):
+            best = (prefix, envelope)
+    return best[1] if best else None
+
+
+def _api_error(request, envelope: Envelope, status_code: int) -> JsonResponse:
+    started = time.perf_counter()
+    body = envelope.error(status_code=status_code, message=envelope.message_for(status_code))
+    if envelope is ENVELOPE_A:
+        body["id_bitacora_log"] = bitacora.bitacora_registrar(
+            endpoint=request.path,
+            metodo=request.method,
+            estado=status_code,
+            ip=bitacora.client_ip(request),
+            duracion_ms=(time.perf_counter() - started) * 1000,
+            id_padre=bitacora.parent_id(request.GET),
+            resumen={"query": bitacora.redact(request.GET.dict())} if request.GET else {},
+        )
+    return JsonResponse(body, status=status_code, json_dumps_params={"ensure_ascii": False})
+
+
+def not_found(request, exception=None):
+    envelope = envelope_for(request.path)
+    if envelope is not None:
+        return _api_error(request, envelope, NotFound.status_code)
+    return defaults.page_not_found(request, exception)
+
+
+def server_error(request):
+    envelope = envelope_for(request.path)
+    if envelope is not None:
+        return _api_error(request, envelope, 500)
+    return defaults.server_error(request)

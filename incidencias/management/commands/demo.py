@@ -1,0 +1,28 @@
+"""Load a small demo organisation. Running it twice changes nothing."""
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
+
+from sso.demo import demo_identidad
+
+
+class Command(BaseCommand):
+    help = "Load the demo organisation (departments, units, agents) and print its logins."
+
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--force",
+            action="store_true",
+            help="Load it even with DEBUG off (demo users have well-known passwords).",
+        )
+
+    def handle(self, *args, force, **options):
+        if not settings.DEBUG and not force:
+            raise CommandError("Demo users have well-known passwords: use --force with DEBUG off.")
+        with transaction.atomic():
+            logins = demo_identidad()
+        self.stdout.write("Demo logins:")
+        for login, password, created in logins:
+            note = "" if created else " (already there)"
+            self.stdout.write(f"  {login} / {password}{note}")

@@ -1,0 +1,29 @@
+from django.contrib import admin
+from django.urls import include, path, re_path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from sso.api.usuarios import UsuarioInternoGetView
+
+from .errors import not_found
+from .health import healthz
+
+api_consumo = [
+    path("UsuarioInterno/get", UsuarioInternoGetView.as_view(), name="usuario-interno-get"),
+]
+api_fallback = [
+    # Unknown API paths answer in their family's envelope, in DEBUG too.
+    re_path(r"^api/", not_found),
+]
+
+urlpatterns = [
+    path("healthz", healthz, name="healthz"),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
+    path("api/", include(api_consumo)),
+    path("i18n/", include("django.conf.urls.i18n")),
+    path("admin/", admin.site.urls),
+    *api_fallback,
+]
+
+handler404 = "incidencias.errors.not_found"
+handler500 = "incidencias.errors.server_error"

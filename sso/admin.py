@@ -1,0 +1,145 @@
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.auth.admin import UserAdmin
+from django.utils.translation import gettext_lazy as _
+
+from . import consumidores
+from .models import Bitacora, ConsumidorAPI, Departamento, Rol, Sistema, Unidad, Usuario
+
+
+class UnidadInline(admin.TabularInline):
+    model = Unidad
+    extra = 0
+
+
+@admin.register(Departamento)
+class DepartamentoAdmin(admin.ModelAdmin):
+    list_display = ["nombre", "correo", "activo"]
+    list_filter = ["activo"]
+    search_fields = ["nombre"]
+    inlines = [UnidadInline]
+
+
+@admin.register(Unidad)
+class UnidadAdmin(admin.ModelAdmin):
+    list_display = ["nombre", "clave", "departamento", "activo"]
+    list_filter = ["departamento", "activo"]
+    search_fields = ["nombre", "clave"]
+
+
+@admin.register(Rol)
+class RolAdmin(admin.ModelAdmin):
+    search_fields = ["nombre"]
+
+
+@admin.register(Sistema)
+class SistemaAdmin(admin.ModelAdmin):
+    list_display = ["alias", "nombre", "dominio", "activo"]
+    list_filter = ["activo"]
+    search_fields = ["alias", "nombre", "dominio"]
+
+
+@admin.register(Usuario)
+class UsuarioAdmin(UserAdmin):
+    list_display = ["username", "nombre", "email", "departamento", "jefe", "is_active"]
+    list_filter = ["departamento", "tipo_usuario", "jefe", "acceso_ticket", "is_active"]
+    search_fields = ["username", "nombre", "email", "cedula"]
+    list_select_related = ["departamento"]
+    filter_horizontal = ["accesos_sistemas", "groups", "user_permissions"]
+    fieldsets = [
+        *UserAdmin.fieldsets,
+        (
+            _("Organisation"),
+            {
+                "fields": [
+                    "nombre",
+                    "cedula",
+                    "tipo_usuario",
+                    "departamento",
+                    "rol",
+                    "jefe",
+                    "acceso_ticket",
+                    "accesos_sistemas",
+                ]
+            },
+        ),
+        (_("Contact"), {"fields": ["phone", "movil", "ext", "id_synology"]}),
+    ]
+    readonly_fields = ["last_login", "date_joined"]
+
+
+class ConsumidorForm(forms.ModelForm):
+    permisos = forms.MultipleChoiceField(
+        label=_("permissions"),
+        choices=ConsumidorAPI.Permiso.choices,
+        widget=forms.CheckboxSelectMultiple,
+        required=False,
+    )
+
+    class Meta:
+        model = ConsumidorAPI
+        fields = ["nombre", "descripcion", "permisos", "activo"]
+
+
+@admin.register(ConsumidorAPI)
+class ConsumidorAPIAdmin(admin.ModelAdmin):
+    form = ConsumidorForm
+    list_display = ["nombre", "descripcion", "permisos", "activo", "creado", "rotado", "revocado"]
+    list_filter = ["activo"]
+    search_fields = ["nombre", "descripcion"]
+    readonly_fields = ["creado", "rotado", "revocado"]
+    actions = ["rotar", "revocar"]
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            super().save_model(request, obj, form, change)
+            consumidores.forget(obj.nombre)
+            return
+        created, secret = consumidores.consumidor_crear(
+            nombre=obj.nombre, permisos=obj.permisos, descripcion=obj.descripcion
+        )
+        obj.pk = created.pk
+        self.message_user(
+            request,
+            _("Secret of %(name)s (shown only now): %(secret)s")
+            % {"name": created.nombre, "secret": secret},
+            messages.WARNING,
+        )
+
+    @admin.action(description=_("Rotate the secret of the selected consumers"))
+    def rotar(self, request, queryset):
+        for consumidor in queryset:
+            secret = consumidores.consumidor_rotar(consumidor=consumidor)
+            self.message_user(
+                request,
+                _("New secret of %(name)s (shown only now): %(secret)s")
+                % {"name": consumidor.nombre, "secret": secret},
+                messages.WARNING,
+            )
+
+    @admin.action(description=_("Revoke the selected consumers"))
+    def revocar(self, request, queryset):
+        for consumidor in queryset:
+            consumidores.consumidor_revocar(consumidor=consumidor)
+        self.message_user(request, _("Consumers revoked."), messages.SUCCESS)
+
+
+@admin.register(Bitacora)
+class BitacoraAdmin(admin.ModelAdmin):
+    """Read-only: the audit log is append-only."""
+
+    list_display = ["id", "creado", "metodo", "endpoint", "estado", "consumidor", "usuario", "ip"]
+    list_filter = ["estado", "metodo"]
+    search_fields = ["endpoint", "=ip", "=id_padre"]
+    list_select_related = ["consumidor", "usuario"]
+    date_hierarchy = "creado"
+    show_full_result_count = False
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

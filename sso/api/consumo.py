@@ -1,0 +1,115 @@
+"""The consumo family (seed 000): consumer-header authentication, envelope A and the audit log.
+
+Every consumo endpoint subclasses `ConsumoAPIView` and names the permission it needs. The base
+class authenticates the headers, refuses a consumer without that permission, shapes every
+answer (errors included) as envelope A, and writes one bitácora row per call whose id goes
+back as `id_bitacora_log`.
+"""
+
+import time
+
+from django.conf import settings
+from django.contrib.auth.models import AnonymousUser
+from django.utils import translation
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from rest_framework import exceptions
+from rest_framework.authentication import BaseAuthentication
+from rest_framework.permissions import BasePermission
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from .. import bitacora
+from ..consumidores import Consumidor, consumidor_autenticar
+from .envelopes import ENVELOPE_A
+from .parsers import JSONParser
+
+HEADER_NAME = "HTTP_X_USER_CONSUMO"
+HEADER_SECRET = "HTTP_X_USER_SECRET"  # noqa: S105 - a header name, not a secret
+
+
+class ConsumoAuthentication(BaseAuthentication):
+    """`X-User-Consumo` + `X-User-Secret`; anything missing or wrong is a 401."""
+
+    def authenticate(self, request):
+        nombre = request.META.get(HEADER_NAME, "")
+        secreto = request.META.get(HEADER_SECRET, "")
+        consumidor = consumidor_autenticar(nombre=nombre, secreto=secreto)
+        if consumidor is None:
+            raise exceptions.AuthenticationFailed()
+        return AnonymousUser(), consumidor
+
+    def authenticate_header(self, request):
+        return "X-User-Secret"
+
+
+class ConsumoAuthenticationScheme(OpenApiAuthenticationExtension):
+    target_class = ConsumoAuthentication
+    name = ["ConsumoUser", "ConsumoSecret"]
+
+    def get_security_definition(self, auto_schema):
+        return [
+            {"type": "apiKey", "in": "header", "name": "X-User-Consumo"},
+            {"type": "apiKey", "in": "header", "name": "X-User-Secret"},
+        ]
+
+    def get_security_requirement(self, auto_schema):
+        return {"ConsumoUser": [], "ConsumoSecret": []}
+
+
+class TienePermisoConsumo(BasePermission):
+    """The consumer holds the view's `permiso` (one purpose per consumer)."""
+
+    def has_permission(self, request, view):
+        consumidor = request.auth
+        return isinstance(consumidor, Consumidor) and view.permiso in consumidor.permisos
+
+
+class ConsumoAPIView(APIView):
+    envelope = ENVELOPE_A
+    authentication_classes = [ConsumoAuthentication]
+    permission_classes = [TienePermisoConsumo]
+    parser_classes = [JSONParser]
+    permiso: str = ""
+    max_body_bytes: int | None = None
+
+    def dispatch(self, request, *args, **kwargs):
+        self._started = time.perf_counter()
+        with translation.override(settings.LANGUAGE_CODE):
+            return super().dispatch(request, *args, **kwargs)
+
+    def ok(self, data=None, message: str = "", status_code: int = 200) -> Response:
+        body = self.envelope.success(data=data, message=message, status_code=status_code)
+        return Response(body, status=status_code)
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        response = super().finalize_response(request, response, *args, **kwargs)
+        entry_id = self._log(request, response)
+        data = getattr(response, "data", None)
+        if isinstance(data, dict) and data != ENVELOPE_A.UNAUTHORIZED:
+            data["id_bitacora_log"] = entry_id
+        return response
+
+    def _log(self, request, response) -> int | None:
+        consumidor = getattr(request, "auth", None) if hasattr(request, "_authenticator") else None
+        consumidor = consumidor if isinstance(consumidor, Consumidor) else None
+        user = getattr(request, "_user", None)
+        usuario_id = user.pk if getattr(user, "is_authenticated", False) else None
+        body = getattr(request, "_full_data", None)
+        body = body if isinstance(body, dict) else {}
+        resumen = {"body": bitacora.redact(body)} if body else {}
+        if request.query_params:
+            resumen["query"] = bitacora.redact(request.query_params.dict())
+        if consumidor is None:
+            resumen["consumidor"] = request.META.get(HEADER_NAME, "")[:80]
+        return bitacora.bitacora_registrar(
+            endpoint=request.path,
+            metodo=request.method,
+            estado=response.status_code,
+            ip=bitacora.client_ip(request),
+            duracion_ms=(time.perf_counter() - getattr(self, "_started", time.perf_counter()))
+            * 1000,
+            consumidor_id=consumidor.id if consumidor else None,
+            usuario_id=usuario_id,
+            id_padre=bitacora.parent_id(body, request.query_params),
+            resumen=resumen,
+        )

@@ -1,0 +1,131 @@
+"""Error envelopes of the API families, and the one exception handler that uses them.
+
+A view names its family with `envelope = ...`; the handler turns every exception (DRF's,
+Django's, or an unexpected one) into that family's error body with the right status, so no
+view writes its own error code and nothing returns a bare 500.
+"""
+
+import logging
+
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.http import Http404
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+from rest_framework.views import set_rollback
+
+from .parsers import RequestTooLarge
+
+logger = logging.getLogger("incidencias.api")
+
+
+class Envelope:
+    """How one API family shapes its answers."""
+
+    messages = {
+        400: "JSON mal formado.",
+        401: "No autenticado.",
+        403: "No autorizado para este recurso.",
+        404: "Recurso no encontrado.",
+        405: "Método no permitido.",
+        406: "Formato de respuesta no aceptable.",
+        413: "El cuerpo de la solicitud excede el tamaño permitido.",
+        415: "Tipo de contenido no soportado.",
+        422: "Datos inválidos.",
+        429: "Demasiadas solicitudes. Intente más tarde.",
+        500: "Error interno del servidor.",
+    }
+
+    def message_for(self, status_code: int) -> str:
+        return self.messages.get(status_code, "Error.")
+
+    def error(self, *, status_code: int, message: str, errors=None) -> dict:
+        body = {"success": False, "message": message}
+        if errors:
+            body["errors"] = errors
+        return body
+
+    def success(self, *, data=None, message: str = "", status_code: int = 200) -> dict:
+        return {"success": True, "message": message, "data": data}
+
+
+class EnvelopeA(Envelope):
+    """Consumo (seed 000): `{data, status, message, code, id_bitacora_log}`."""
+
+    UNAUTHORIZED = {"message": "Credenciales de consumo inválidas"}
+
+    def error(self, *, status_code: int, message: str, errors=None) -> dict:
+        if status_code == 401:
+            return dict(self.UNAUTHORIZED)
+        body = {"data": None, "status": "error", "message": message, "code": status_code}
+        if errors:
+            body["errors"] = errors
+        return body
+
+    def success(self, *, data=None, message: str = "", status_code: int = 200) -> dict:
+        return {"data": data, "status": "ok", "message": message, "code": status_code}
+
+
+ENVELOPE_A = EnvelopeA()
+
+
+class ApiError(exceptions.APIException):
+    """An error a view raises on purpose, with the family's message and optional field errors."""
+
+    def __init__(self, status_code: int, message: str, errors: dict | None = None):
+        super().__init__(detail=message)
+        self.status_code = status_code
+        self.envelope_message = message
+        self.errors = errors
+
+
+DEFAULT_ENVELOPE = Envelope()
+
+
+def _field_errors(detail) -> dict:
+    if isinstance(detail, dict):
+        return {
+            key: [str(item) for item in (value if isinstance(value, list) else [value])]
+            if not isinstance(value, dict)
+            else _field_errors(value)
+            for key, value in detail.items()
+        }
+    items = detail if isinstance(detail, list) else [detail]
+    return {"non_field_errors": [str(item) for item in items]}
+
+
+def classify(exc) -> tuple[int, dict | None, dict]:
+    """(status, field errors, extra headers) for an exception."""
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound()
+    elif isinstance(exc, DjangoPermissionDenied):
+        exc = exceptions.PermissionDenied()
+    headers = {}
+    if isinstance(exc, exceptions.ValidationError):
+        return status.HTTP_422_UNPROCESSABLE_ENTITY, _field_errors(exc.detail), headers
+    if isinstance(exc, exceptions.Throttled) and exc.wait is not None:
+        headers["Retry-After"] = str(int(exc.wait) + 1)
+    if isinstance(exc, exceptions.AuthenticationFailed | exceptions.NotAuthenticated):
+        return status.HTTP_401_UNAUTHORIZED, None, headers
+    if isinstance(exc, exceptions.ParseError):
+        return status.HTTP_400_BAD_REQUEST, None, headers
+    if isinstance(exc, ApiError):
+        return exc.status_code, exc.errors, headers
+    if isinstance(exc, RequestTooLarge | exceptions.APIException):
+        return exc.status_code, None, headers
+    return status.HTTP_500_INTERNAL_SERVER_ERROR, None, headers
+
+
+def error_response(envelope: Envelope, exc) -> Response:
+    status_code, errors, headers = classify(exc)
+    if status_code >= 500:
+        logger.exception("Unhandled error in API view", exc_info=exc)
+    message = getattr(exc, "envelope_message", None) or envelope.message_for(status_code)
+    body = envelope.error(status_code=status_code, message=message, errors=errors)
+    return Response(body, status=status_code, headers=headers)
+
+
+def exception_handler(exc, context):
+    view = context.get("view")
+    envelope = getattr(view, "envelope", None) or DEFAULT_ENVELOPE
+    set_rollback()
+    return error_response(envelope, exc)

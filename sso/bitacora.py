@@ -1,0 +1,147 @@
+"""The audit log (bitácora): one row per API call, with nothing secret in it."""
+
+import ipaddress
+import logging
+from datetime import timedelta
+from functools import lru_cache
+
+from django.conf import settings
+from django.utils import timezone
+
+from .models import Bitacora
+
+logger = logging.getLogger("incidencias.bitacora")
+
+REDACTED = "********"
+_SENSITIVE = ("password", "secret", "token", "clave", "pin", "authorization", "code", "otp")
+_MAX_STRING = 300
+_MAX_ITEMS = 50
+_MAX_DEPTH = 4
+
+
+def _is_sensitive(key: str) -> bool:
+    key = key.lower()
+    return any(word in key for word in _SENSITIVE)
+
+
+def redact(value, depth: int = 0):
+    """A copy of request data safe to store: secrets masked, big values cut short."""
+    if depth > _MAX_DEPTH:
+        return "…"
+    if isinstance(value, dict):
+        out = {}
+        for index, (key, item) in enumerate(value.items()):
+            if index >= _MAX_ITEMS:
+                out["…"] = f"{len(value) - _MAX_ITEMS} more"
+                break
+            key = str(key)[:100]
+            if _is_sensitive(key):
+                out[key] = REDACTED
+            elif key == "content" and isinstance(item, str):
+                out[key] = f"<{len(item)} chars>"
+            else:
+                out[key] = redact(item, depth + 1)
+        return out
+    if isinstance(value, list | tuple):
+        items = [redact(item, depth + 1) for item in value[:_MAX_ITEMS]]
+        if len(value) > _MAX_ITEMS:
+            items.append(f"… {len(value) - _MAX_ITEMS} more")
+        return items
+    if isinstance(value, str):
+        return value if len(value) <= _MAX_STRING else value[:_MAX_STRING] + "…"
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    return redact(str(value), depth + 1)
+
+
+@lru_cache(maxsize=8)
+def _trusted_networks(spec: tuple[str, ...]):
+    return tuple(ipaddress.ip_network(item, strict=False) for item in spec)
+
+
+def _is_trusted(address: str) -> bool:
+    networks = _trusted_networks(tuple(settings.TRUSTED_PROXIES))
+    if not networks:
+        return False
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in net for net in networks)
+
+
+def client_ip(request) -> str | None:
+    """REMOTE_ADDR, unless it is a trusted proxy: then the nearest untrusted X-Forwarded-For."""
+    remote = request.META.get("REMOTE_ADDR") or None
+    if remote and _is_trusted(remote):
+        forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
+        for hop in reversed([part.strip() for part in forwarded.split(",") if part.strip()]):
+            if not _is_trusted(hop):
+                try:
+                    return str(ipaddress.ip_address(hop))
+                except ValueError:
+                    return remote
+    return remote
+
+
+def parent_id(*sources) -> int | None:
+    """The request's own `id_bitacora_log`, if it sent a usable one."""
+    for source in sources:
+        try:
+            value = source.get("id_bitacora_log") if hasattr(source, "get") else None
+        except Exception:
+            value = None
+        if value in (None, ""):
+            continue
+        try:
+            number = int(str(value).strip())
+        except (TypeError, ValueError):
+            continue
+        if 0 < number < 2**63:
+            return number
+    return None
+
+
+def bitacora_registrar(
+    *,
+    endpoint: str,
+    metodo: str,
+    estado: int,
+    ip: str | None,
+    duracion_ms: float,
+    consumidor_id: int | None = None,
+    usuario_id: int | None = None,
+    id_padre: int | None = None,
+    resumen: dict | None = None,
+) -> int | None:
+    """Append one audit row and return its id (None if it could not be written)."""
+    try:
+        entry = Bitacora.objects.create(
+            creado=timezone.now(),
+            endpoint=endpoint[:255],
+            metodo=metodo[:10],
+            estado=estado,
+            ip=ip,
+            duracion_ms=round(duracion_ms, 3),
+            consumidor_id=consumidor_id,
+            usuario_id=usuario_id,
+            id_padre=id_padre,
+            resumen=resumen or {},
+        )
+    except Exception:
+        logger.exception("Could not write the audit row for %s %s", metodo, endpoint)
+        return None
+    return entry.pk
+
+
+def bitacora_podar(*, dias: int | None = None) -> int:
+    """Delete audit rows older than `dias` days (BITACORA_RETENTION_DAYS by default)."""
+    dias = settings.BITACORA_RETENTION_DAYS if dias is None else dias
+    limite = timezone.now() - timedelta(days=dias)
+    total = 0
+    while True:  # in batches, so a large backlog never holds one long lock
+        ids = list(Bitacora.objects.filter(creado__lt=limite).values_list("pk", flat=True)[:5000])
+        if not ids:
+            return total
+        deleted, _ = Bitacora.objects.filter(pk__in=ids).delete()
+        total += deleted

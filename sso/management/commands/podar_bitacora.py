@@ -1,0 +1,15 @@
+from django.conf import settings
+from django.core.management.base import BaseCommand
+
+from sso.bitacora import bitacora_podar
+
+
+class Command(BaseCommand):
+    help = "Delete audit-log rows older than the retention period."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--dias", type=int, default=settings.BITACORA_RETENTION_DAYS)
+
+    def handle(self, *args, dias, **options):
+        deleted = bitacora_podar(dias=dias)
+        self.stdout.write(f"Deleted {deleted} audit rows older than {dias} days.")

@@ -1,0 +1,215 @@
+from django.contrib.auth.models import AbstractUser
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+
+class Departamento(models.Model):
+    nombre = models.CharField(_("name"), max_length=120, unique=True)
+    correo = models.EmailField(_("email"), blank=True)
+    activo = models.BooleanField(_("active"), default=True)
+    creado = models.DateTimeField(_("created"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("department")
+        verbose_name_plural = _("departments")
+        ordering = ["nombre"]
+
+    def __str__(self):
+        return self.nombre
+
+
+class Unidad(models.Model):
+    departamento = models.ForeignKey(
+        Departamento,
+        on_delete=models.PROTECT,
+        related_name="unidades",
+        verbose_name=_("department"),
+    )
+    clave = models.SlugField(_("key"), max_length=40)
+    nombre = models.CharField(_("name"), max_length=120)
+    activo = models.BooleanField(_("active"), default=True)
+
+    class Meta:
+        verbose_name = _("unit")
+        verbose_name_plural = _("units")
+        ordering = ["departamento__nombre", "nombre"]
+        constraints = [
+            models.UniqueConstraint(fields=["departamento", "clave"], name="unidad_clave_unica")
+        ]
+
+    def __str__(self):
+        return f"{self.departamento} / {self.nombre}"
+
+
+class Rol(models.Model):
+    nombre = models.CharField(_("name"), max_length=80, unique=True)
+
+    class Meta:
+        verbose_name = _("role")
+        verbose_name_plural = _("roles")
+        ordering = ["nombre"]
+
+    def __str__(self):
+        return self.nombre
+
+
+class Sistema(models.Model):
+    """One of the company's products whose users log in through the portal."""
+
+    alias = models.SlugField(_("alias"), max_length=60, unique=True)
+    nombre = models.CharField(_("name"), max_length=120)
+    dominio = models.CharField(_("domain"), max_length=190, blank=True)
+    url_reset = models.URLField(
+        _("password-reset URL"),
+        blank=True,
+        help_text=_("The reset link sent by mail is this URL with `id` and `token` added."),
+    )
+    activo = models.BooleanField(_("active"), default=True)
+    creado = models.DateTimeField(_("created"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("system")
+        verbose_name_plural = _("systems")
+        ordering = ["alias"]
+
+    def __str__(self):
+        return self.nombre or self.alias
+
+
+class Usuario(AbstractUser):
+    """An internal user. `username` is the seed's `login`."""
+
+    class Tipo(models.TextChoices):
+        OPERADOR = "operador", _("operator")
+        ADMINISTRADOR = "administrador", _("administrator")
+        CLIENTE = "cliente", _("customer")
+
+    nombre = models.CharField(_("full name"), max_length=150, blank=True)
+    cedula = models.CharField(_("national id"), max_length=40, blank=True)
+    tipo_usuario = models.CharField(
+        _("user type"), max_length=20, choices=Tipo.choices, default=Tipo.OPERADOR
+    )
+    rol = models.ForeignKey(
+        Rol, on_delete=models.SET_NULL, null=True, blank=True, verbose_name=_("role")
+    )
+    departamento = models.ForeignKey(
+        Departamento,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="usuarios",
+        verbose_name=_("department"),
+    )
+    jefe = models.BooleanField(
+        _("head of department"),
+        default=False,
+        help_text=_("Heads see all of their department's work and receive its escalations."),
+    )
+    movil = models.CharField(_("mobile"), max_length=40, blank=True)
+    phone = models.CharField(_("phone"), max_length=40, blank=True)
+    ext = models.CharField(_("extension"), max_length=20, blank=True)
+    acceso_ticket = models.BooleanField(_("works tickets"), default=False)
+    accesos_sistemas = models.ManyToManyField(
+        Sistema, blank=True, related_name="usuarios", verbose_name=_("systems")
+    )
+    id_synology = models.PositiveBigIntegerField(_("Synology Chat user id"), null=True, blank=True)
+    ultima_ip = models.GenericIPAddressField(_("last IP address"), null=True, blank=True)
+
+    class Meta(AbstractUser.Meta):
+        verbose_name = _("user")
+        verbose_name_plural = _("users")
+        swappable = "AUTH_USER_MODEL"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["id_synology"],
+                condition=models.Q(id_synology__isnull=False),
+                name="usuario_id_synology_unico",
+            )
+        ]
+
+    def __str__(self):
+        return self.nombre or self.username
+
+    @property
+    def status(self) -> str:
+        return "ACTIVO" if self.is_active else "INACTIVO"
+
+
+class ConsumidorAPI(models.Model):
+    """A system that calls the consumo APIs with `X-User-Consumo` / `X-User-Secret`."""
+
+    class Permiso(models.TextChoices):
+        SSO = "sso", _("SSO: access, token refresh, password recovery")
+        SSO_ADI = "sso.adi", _("SSO: ADI system tokens")
+        CORREO_CONFIG = "correo.config", _("Mail: mailbox configuration (passwords)")
+        CORREO_SAVE = "correo.save", _("Mail: incoming mail")
+        USUARIOS = "usuarios", _("Internal users")
+
+    nombre = models.CharField(_("name"), max_length=80, unique=True)
+    descripcion = models.CharField(_("purpose"), max_length=255, blank=True)
+    secreto_hash = models.CharField(_("secret (HMAC-SHA256)"), max_length=64, editable=False)
+    permisos = models.JSONField(_("permissions"), default=list, blank=True)
+    activo = models.BooleanField(_("active"), default=True)
+    creado = models.DateTimeField(_("created"), auto_now_add=True)
+    rotado = models.DateTimeField(_("secret rotated"), null=True, blank=True, editable=False)
+    revocado = models.DateTimeField(_("revoked"), null=True, blank=True, editable=False)
+
+    class Meta:
+        verbose_name = _("API consumer")
+        verbose_name_plural = _("API consumers")
+        ordering = ["nombre"]
+
+    def __str__(self):
+        return self.nombre
+
+    def clean(self):
+        unknown = set(self.permisos or []) - set(self.Permiso.values)
+        if unknown:
+            raise ValidationError({"permisos": _("Unknown permissions: %s") % ", ".join(unknown)})
+
+
+class Bitacora(models.Model):
+    """The audit log: one row per API call, failed ones included. Append-only."""
+
+    creado = models.DateTimeField(_("when"), default=timezone.now, db_index=True)
+    consumidor = models.ForeignKey(
+        ConsumidorAPI,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("consumer"),
+    )
+    usuario = models.ForeignKey(
+        Usuario,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("user"),
+    )
+    endpoint = models.CharField(_("endpoint"), max_length=255)
+    metodo = models.CharField(_("method"), max_length=10)
+    estado = models.PositiveSmallIntegerField(_("status"))
+    ip = models.GenericIPAddressField(_("client IP"), null=True, blank=True)
+    duracion_ms = models.FloatField(_("duration (ms)"), default=0)
+    id_padre = models.BigIntegerField(_("parent entry"), null=True, blank=True, db_index=True)
+    resumen = models.JSONField(_("request summary"), default=dict, blank=True)
+
+    class Meta:
+        verbose_name = _("audit log entry")
+        verbose_name_plural = _("audit log")
+        ordering = ["-id"]
+
+    def __str__(self):
+        return f"#{self.pk} {self.metodo} {self.endpoint} {self.estado}"
+
+    def save(self, *args, **kwargs):
+        if self.pk is not None and not kwargs.get("force_insert"):
+            raise ValidationError("Bitacora rows are append-only.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise ValidationError("Bitacora rows are append-only; prune them with podar_bitacora.")

@@ -1,0 +1,81 @@
+import os
+
+import pytest
+from django.db import connection
+from rest_framework.test import APIClient
+
+from sso import consumidores
+from sso.models import Departamento, Usuario
+
+# In CI every test must run: a skip (a service missing) is turned into a failure.
+NO_SKIPS = os.environ.get("TESTS_FAIL_ON_SKIP") == "1"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    if NO_SKIPS and report.skipped and not hasattr(report, "wasxfail"):
+        report.outcome = "failed"
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr
+        report.longrepr = f"skipped, and TESTS_FAIL_ON_SKIP=1 forbids skips: {reason}"
+
+
+@pytest.fixture(autouse=True)
+def _fresh_consumer_cache():
+    consumidores.forget_all()
+    yield
+    consumidores.forget_all()
+
+
+@pytest.fixture
+def postgres(db):
+    if connection.vendor != "postgresql":
+        pytest.skip("needs PostgreSQL (set DATABASE_URL)")
+    return connection
+
+
+@pytest.fixture
+def redis_url():
+    url = os.environ.get("REDIS_URL")
+    if not url:
+        pytest.skip("needs Redis (set REDIS_URL)")
+    return url
+
+
+@pytest.fixture
+def api():
+    return APIClient()
+
+
+@pytest.fixture
+def soporte(db):
+    return Departamento.objects.create(nombre="Soporte")
+
+
+@pytest.fixture
+def redes(db):
+    return Departamento.objects.create(nombre="Redes")
+
+
+@pytest.fixture
+def agente(soporte):
+    return Usuario.objects.create_user(
+        username="agente", email="agente@example.com", password="x", departamento=soporte
+    )
+
+
+@pytest.fixture
+def make_consumer(db):
+    """Create a consumer; returns (consumer, headers) for APIClient calls."""
+
+    def make(nombre="lector", permisos=("usuarios",)):
+        consumidor, secret = consumidores.consumidor_crear(nombre=nombre, permisos=list(permisos))
+        return consumidor, {"HTTP_X_USER_CONSUMO": nombre, "HTTP_X_USER_SECRET": secret}
+
+    return make
+
+
+@pytest.fixture
+def consumer(make_consumer):
+    return make_consumer()
