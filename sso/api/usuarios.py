@@ -1,11 +1,11 @@
 """POST /api/UsuarioInterno/get (seed 000, permission `usuarios`)."""
 
-from drf_spectacular.utils import OpenApiExample, extend_schema
+from drf_spectacular.utils import OpenApiExample, extend_schema, extend_schema_serializer
 from rest_framework import serializers
 
 from ..selectors import usuario_interno_list
 from .consumo import ConsumoAPIView
-from .schema import envelope_a
+from .schema import consumo_responses
 
 
 def _sorted_csv(value: str | None) -> str:
@@ -15,12 +15,14 @@ def _sorted_csv(value: str | None) -> str:
 class UsuarioInternoGetView(ConsumoAPIView):
     permiso = "usuarios"
 
+    @extend_schema_serializer(component_name="UsuarioInternoFiltro")
     class InputSerializer(serializers.Serializer):
         user = serializers.CharField(required=False, allow_blank=True, max_length=150)
         email = serializers.EmailField(required=False, allow_blank=True)
         departamento = serializers.IntegerField(required=False, allow_null=True, min_value=1)
         id_bitacora_log = serializers.CharField(required=False, allow_blank=True)
 
+    @extend_schema_serializer(component_name="UsuarioInterno")
     class OutputSerializer(serializers.Serializer):
         id_usuario = serializers.IntegerField(source="pk")
         login = serializers.CharField(source="username")
@@ -60,7 +62,7 @@ class UsuarioInternoGetView(ConsumoAPIView):
         summary="Datos de usuario",
         tags=["Usuarios Cyberfuel"],
         request=InputSerializer,
-        responses={200: envelope_a("UsuarioInternoGet", OutputSerializer(many=True))},
+        responses=consumo_responses("UsuarioInternoGet", OutputSerializer(many=True)),
         examples=[
             OpenApiExample(
                 "Solicitud",
@@ -70,6 +72,7 @@ class UsuarioInternoGetView(ConsumoAPIView):
             OpenApiExample(
                 "Respuesta",
                 response_only=True,
+                status_codes=["200"],
                 value={
                     "data": [
                         {
