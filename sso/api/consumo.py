@@ -16,6 +16,7 @@ from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
+from rest_framework.throttling import SimpleRateThrottle
 from rest_framework.views import APIView
 
 from .. import bitacora
@@ -64,10 +65,26 @@ class TienePermisoConsumo(BasePermission):
         return isinstance(consumidor, Consumidor) and view.permiso in consumidor.permisos
 
 
+class ConsumoRateThrottle(SimpleRateThrottle):
+    """Requests per consumer and endpoint, at CONSUMO_RATE ("600/min"; empty: no limit)."""
+
+    scope = "consumo"
+
+    def get_rate(self):
+        return settings.CONSUMO_RATE or None
+
+    def get_cache_key(self, request, view):
+        consumidor = request.auth
+        if not isinstance(consumidor, Consumidor):
+            return None
+        return f"throttle:consumo:{consumidor.id}:{view.__class__.__name__}"
+
+
 class ConsumoAPIView(APIView):
     envelope = ENVELOPE_A
     authentication_classes = [ConsumoAuthentication]
     permission_classes = [TienePermisoConsumo]
+    throttle_classes = [ConsumoRateThrottle]
     parser_classes = [JSONParser]
     permiso: str = ""
     max_body_bytes: int | None = None

@@ -305,3 +305,18 @@ def test_api_messages_stay_spanish_whatever_the_client_language(api, consumer):
     response = post(api, headers, {"email": "x"}, HTTP_ACCEPT_LANGUAGE="en")
     assert response.json()["message"] == "Datos inválidos."
     assert response.json()["errors"]["email"] != ["Enter a valid email address."]
+
+
+def test_a_consumer_over_its_rate_gets_429(api, consumer, make_consumer):
+    _, headers = consumer
+    _, other = make_consumer("otro", permisos=["usuarios"])
+    with override_settings(CONSUMO_RATE="2/min"):
+        assert post(api, headers).status_code == 200
+        assert post(api, headers).status_code == 200
+        response = post(api, headers)
+        assert response.status_code == 429
+        assert response.json()["code"] == 429
+        assert int(response["Retry-After"]) > 0
+        assert Bitacora.objects.latest("id").estado == 429
+        # the limit is per consumer
+        assert post(api, other).status_code == 200
