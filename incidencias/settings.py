@@ -149,7 +149,10 @@ else:
         "data_folder_in": str(CELERY_DIR / "queue"),
         "data_folder_out": str(CELERY_DIR / "queue"),
         "processed_folder": str(CELERY_DIR / "processed"),
+        # kombu's default is "control" relative to the working directory.
+        "control_folder": str(CELERY_DIR / "control"),
         "store_processed": False,
+        "polling_interval": 0.1,
     }
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 CELERY_TASK_ACKS_LATE = True
@@ -242,6 +245,8 @@ BITACORA_RETENTION_DAYS = env.int("BITACORA_RETENTION_DAYS", default=365)
 # Largest request body the JSON APIs read; larger ones get 413. Some views allow more.
 API_MAX_BODY_BYTES = env.int("API_MAX_BODY_BYTES", default=1024 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = API_MAX_BODY_BYTES
+# Requests each consumer may make to one consumo endpoint ("600/min", "20/s"); empty: no limit.
+CONSUMO_RATE = env.str("CONSUMO_RATE", default="")
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [],

@@ -1,6 +1,7 @@
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin
+from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
 from . import consumidores
@@ -93,10 +94,15 @@ class ConsumidorAPIAdmin(admin.ModelAdmin):
     def save_model(self, request, obj, form, change):
         if change:
             super().save_model(request, obj, form, change)
-            consumidores.forget(obj.nombre)
+            # A rename leaves the old name cached too: forget both.
+            for nombre in {form.initial.get("nombre"), obj.nombre} - {None}:
+                consumidores.forget_now_and_on_commit(nombre)
             return
         created, secret = consumidores.consumidor_crear(
-            nombre=obj.nombre, permisos=obj.permisos, descripcion=obj.descripcion
+            nombre=obj.nombre,
+            permisos=obj.permisos,
+            descripcion=obj.descripcion,
+            activo=obj.activo,
         )
         obj.pk = created.pk
         self.message_user(
@@ -109,7 +115,11 @@ class ConsumidorAPIAdmin(admin.ModelAdmin):
     @admin.action(description=_("Rotate the secret of the selected consumers"))
     def rotar(self, request, queryset):
         for consumidor in queryset:
-            secret = consumidores.consumidor_rotar(consumidor=consumidor)
+            try:
+                secret = consumidores.consumidor_rotar(consumidor=consumidor)
+            except ValidationError as exc:
+                self.message_user(request, "; ".join(exc.messages), messages.ERROR)
+                continue
             self.message_user(
                 request,
                 _("New secret of %(name)s (shown only now): %(secret)s")

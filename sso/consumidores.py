@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.signals import setting_changed
 from django.db import transaction
 from django.utils import timezone
@@ -97,7 +98,7 @@ def _load(nombre: str) -> Consumidor | None:
     )
 
 
-def _forget_now_and_on_commit(nombre: str) -> None:
+def forget_now_and_on_commit(nombre: str) -> None:
     # Now, for this transaction's own reads; after commit, in case a concurrent request
     # cached the old row in between.
     forget(nombre)
@@ -132,7 +133,7 @@ def consumidor_autenticar(*, nombre: str, secreto: str) -> Consumidor | None:
 
 @transaction.atomic
 def consumidor_crear(
-    *, nombre: str, permisos: list[str], descripcion: str = ""
+    *, nombre: str, permisos: list[str], descripcion: str = "", activo: bool = True
 ) -> tuple[ConsumidorAPI, str]:
     """Create a consumer; returns it with its secret, which is never shown again."""
     secret = _new_secret()
@@ -140,22 +141,25 @@ def consumidor_crear(
         nombre=nombre,
         descripcion=descripcion,
         permisos=sorted(set(permisos)),
+        activo=activo,
         secreto_hash=hash_secret(secret),
     )
     consumidor.full_clean()
     consumidor.save()
-    _forget_now_and_on_commit(nombre)
+    forget_now_and_on_commit(nombre)
     return consumidor, secret
 
 
 @transaction.atomic
 def consumidor_rotar(*, consumidor: ConsumidorAPI) -> str:
-    """Give the consumer a new secret; the old one stops working."""
+    """Give the consumer a new secret; the old one stops working. A revoked one stays revoked."""
+    if consumidor.revocado is not None:
+        raise ValidationError(f"{consumidor.nombre} is revoked: create a new consumer instead.")
     secret = _new_secret()
     consumidor.secreto_hash = hash_secret(secret)
     consumidor.rotado = timezone.now()
     consumidor.save(update_fields=["secreto_hash", "rotado"])
-    _forget_now_and_on_commit(consumidor.nombre)
+    forget_now_and_on_commit(consumidor.nombre)
     return secret
 
 
@@ -164,4 +168,4 @@ def consumidor_revocar(*, consumidor: ConsumidorAPI) -> None:
     consumidor.activo = False
     consumidor.revocado = timezone.now()
     consumidor.save(update_fields=["activo", "revocado"])
-    _forget_now_and_on_commit(consumidor.nombre)
+    forget_now_and_on_commit(consumidor.nombre)

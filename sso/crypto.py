@@ -7,7 +7,6 @@ elsewhere) raises `DecryptionError`: the vault fails closed.
 """
 
 import base64
-import binascii
 import hashlib
 import os
 import threading
@@ -45,7 +44,7 @@ def parse_keys(spec: str, active: str = "") -> Keyring:
             raise ImproperlyConfigured("ENCRYPTION_KEYS: each entry is 'id:base64key'.")
         try:
             key = base64.b64decode(encoded, validate=True)
-        except binascii.Error as exc:
+        except ValueError as exc:  # binascii.Error, or a non-ASCII character
             raise ImproperlyConfigured(f"ENCRYPTION_KEYS: key {key_id!r} is not base64.") from exc
         if len(key) != 32:
             raise ImproperlyConfigured(f"ENCRYPTION_KEYS: key {key_id!r} is not 32 bytes.")
@@ -124,5 +123,5 @@ def decrypt(token: str, associated_data: str) -> str:
             raw[:NONCE_BYTES], raw[NONCE_BYTES:], associated_data.encode("utf-8")
         )
         return plain.decode("utf-8")
-    except (binascii.Error, InvalidTag, UnicodeDecodeError) as exc:
+    except (ValueError, InvalidTag) as exc:  # binascii.Error and UnicodeError are ValueErrors
         raise DecryptionError("value tampered with or bound to another column") from exc

@@ -1,6 +1,6 @@
 """A model field that keeps secrets encrypted at rest (see `sso.crypto`)."""
 
-from django.core.exceptions import FieldError
+from django.core.exceptions import FieldError, ValidationError
 from django.db import models
 from django.db.models.lookups import IsNull
 
@@ -20,7 +20,8 @@ class EncryptedTextField(models.TextField):
     """Text stored as `v1:<key id>:<base64>`, AES-256-GCM bound to its model and column.
 
     Only `isnull` lookups work: anything else would compare ciphertexts. Serialization
-    (`dumpdata`) writes the ciphertext, never the clear value; loading a fixture accepts it back.
+    (`dumpdata`) writes the ciphertext, never the clear value; loading a fixture accepts it back
+    if it authenticates, and refuses it otherwise.
     """
 
     description = "Encrypted text"
@@ -46,11 +47,15 @@ class EncryptedTextField(models.TextField):
             return value
         value = str(value)
         if crypto.key_id_of(value) is not None:
-            # A serialized ciphertext (fixtures): keep the clear value only if it authenticates.
+            # A serialized ciphertext (fixtures): its clear value if it authenticates. One that
+            # does not (tampered, unknown key, another column) fails closed: never taken for a
+            # clear value, which would silently replace the secret with the ciphertext.
             try:
                 return Secreto(crypto.decrypt(value, self.associated_data()))
-            except crypto.DecryptionError:
-                pass
+            except crypto.DecryptionError as exc:
+                raise ValidationError(
+                    "An encrypted value that does not decrypt here.", code="undecryptable"
+                ) from exc
         return Secreto(value)
 
     def get_db_prep_value(self, value, connection, prepared=False):
@@ -94,10 +99,11 @@ def reencrypt_all(batch_size: int = 500) -> dict[str, int]:
         last = None
         while True:
             with connection.cursor() as cursor:
-                where = f"WHERE {column} IS NOT NULL" + (f" AND {pk} > %s" if last else "")
+                after = last is not None  # not `if last`: a primary key may be 0
+                where = f"WHERE {column} IS NOT NULL" + (f" AND {pk} > %s" if after else "")
                 cursor.execute(
                     f"SELECT {pk}, {column} FROM {table} {where} ORDER BY {pk} LIMIT %s",  # noqa: S608
-                    [last, batch_size] if last else [batch_size],
+                    [last, batch_size] if after else [batch_size],
                 )
                 rows = cursor.fetchall()
             if not rows:

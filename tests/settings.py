@@ -21,3 +21,8 @@ STORAGES = {
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)
+# Each run gets its own cache keys: counters (rate limits) of an earlier run never leak in.
+CACHES = {
+    name: {**config, "KEY_PREFIX": f"test{os.getpid()}"}
+    for name, config in CACHES.items()  # noqa: F405
+}

@@ -54,10 +54,10 @@ class Command(BaseCommand):
             self.stdout.write(f"{c.nombre}\t{state}\t{','.join(c.permisos)}\t{c.descripcion}")
 
     def _rotar(self, *, nombre, **_):
-        consumidor = self._get(nombre)
-        if consumidor.revocado:
-            raise CommandError(f"{nombre} is revoked.")
-        secret = consumidor_rotar(consumidor=consumidor)
+        try:
+            secret = consumidor_rotar(consumidor=self._get(nombre))
+        except ValidationError as exc:
+            raise CommandError("; ".join(exc.messages)) from exc
         self.stdout.write(f"New secret of {nombre} (shown only now): {secret}")
 
     def _revocar(self, *, nombre, **_):
