@@ -25,7 +25,7 @@ run: install .env
 	@echo ""
 	@echo "Portal:  http://127.0.0.1:$${PORT:-8000}/admin/   API docs: http://127.0.0.1:$${PORT:-8000}/api/docs/"
 	@echo "Stop everything with Ctrl-C."
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho start -f Procfile
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(PY) -m incidencias.supervisor start -f Procfile
 
 test: install
 	$(BIN)/pytest $(PYTEST_ARGS)
