@@ -1,11 +1,16 @@
 from django.contrib import admin
 from django.urls import include, path, re_path
+from django.utils.translation import gettext_lazy as _
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from sso.api.usuarios import UsuarioInternoGetView
 
 from .errors import not_found
 from .health import healthz
+
+admin.site.site_header = _("Incident attention")
+admin.site.site_title = _("Incident attention")
+admin.site.index_title = _("Configuration")
 
 api_consumo = [
     path("UsuarioInterno/get", UsuarioInternoGetView.as_view(), name="usuario-interno-get"),
