@@ -6,6 +6,7 @@ from datetime import timedelta
 from functools import lru_cache
 
 from django.conf import settings
+from django.db import connection
 from django.utils import timezone
 
 from .models import Bitacora
@@ -102,6 +103,30 @@ def parent_id(*sources) -> int | None:
     return None
 
 
+_COLUMNS = (
+    "creado", "endpoint", "metodo", "estado", "ip", "duracion_ms", "consumidor", "usuario",
+    "id_padre", "resumen",
+)  # fmt: skip
+
+
+def _insert(values: dict) -> int:
+    """One INSERT … RETURNING id: the audit row is written on every API call, and this costs a
+    fraction of Model.save(). Each value goes through its field's own database preparation."""
+    fields = [Bitacora._meta.get_field(name) for name in _COLUMNS]
+    q = connection.ops.quote_name
+    returning = connection.features.can_return_columns_from_insert
+    sql = "INSERT INTO {} ({}) VALUES ({}){}".format(  # noqa: S608 - fixed identifiers only
+        q(Bitacora._meta.db_table),
+        ", ".join(q(field.column) for field in fields),
+        ", ".join(["%s"] * len(fields)),
+        f" RETURNING {q(Bitacora._meta.pk.column)}" if returning else "",
+    )
+    params = [field.get_db_prep_save(values[field.name], connection) for field in fields]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchone()[0] if returning else cursor.lastrowid
+
+
 def bitacora_registrar(
     *,
     endpoint: str,
@@ -116,22 +141,23 @@ def bitacora_registrar(
 ) -> int | None:
     """Append one audit row and return its id (None if it could not be written)."""
     try:
-        entry = Bitacora.objects.create(
-            creado=timezone.now(),
-            endpoint=endpoint[:255],
-            metodo=metodo[:10],
-            estado=estado,
-            ip=ip,
-            duracion_ms=round(duracion_ms, 3),
-            consumidor_id=consumidor_id,
-            usuario_id=usuario_id,
-            id_padre=id_padre,
-            resumen=resumen or {},
+        return _insert(
+            {
+                "creado": timezone.now(),
+                "endpoint": endpoint[:255],
+                "metodo": metodo[:10],
+                "estado": estado,
+                "ip": ip,
+                "duracion_ms": round(duracion_ms, 3),
+                "consumidor": consumidor_id,
+                "usuario": usuario_id,
+                "id_padre": id_padre,
+                "resumen": resumen or {},
+            }
         )
     except Exception:
         logger.exception("Could not write the audit row for %s %s", metodo, endpoint)
         return None
-    return entry.pk
 
 
 def bitacora_podar(*, dias: int | None = None) -> int:

@@ -252,7 +252,7 @@ def test_an_unexpected_error_is_a_500_without_internals(api, consumer, monkeypat
     def boom(**kwargs):
         raise RuntimeError("secret internals: password=hunter2")
 
-    monkeypatch.setattr("sso.api.usuarios.usuario_interno_list", boom)
+    monkeypatch.setattr("sso.api.usuarios.usuario_interno_rows", boom)
     response = post(api, headers, {})
     assert response.status_code == 500
     body = response.json()
@@ -320,3 +320,23 @@ def test_a_consumer_over_its_rate_gets_429(api, consumer, make_consumer):
         assert Bitacora.objects.latest("id").estado == 429
         # the limit is per consumer
         assert post(api, other).status_code == 200
+
+
+def test_the_documented_shape_is_the_one_answered(api, consumer, jmora):
+    from sso.api.usuarios import UsuarioInternoGetView
+
+    _, headers = consumer
+    answered = post(api, headers, {"user": "jmora"}).json()["data"][0]
+    assert list(answered) == list(UsuarioInternoGetView.OutputSerializer().fields)
+
+
+def test_last_access_and_ip_are_reported(api, consumer, jmora):
+    from datetime import UTC, datetime
+
+    Usuario.objects.filter(pk=jmora.pk).update(
+        last_login=datetime(2026, 3, 1, 18, 30, tzinfo=UTC), ultima_ip="192.0.2.4"
+    )
+    _, headers = consumer
+    user = post(api, headers, {"user": "jmora"}).json()["data"][0]
+    assert user["ultimo_acceso"] == "2026-03-01T12:30:00-06:00"
+    assert user["ip_address"] == "192.0.2.4"
