@@ -225,6 +225,15 @@ DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="soporte@example.com"
 SERVER_EMAIL = env.str("SERVER_EMAIL", default=DEFAULT_FROM_EMAIL)
 EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.smtp.EmailBackend")
 
+# --- Tickets --------------------------------------------------------------------------------
+# Largest message ingested whole; beyond it the text is kept and attachments that do not fit
+# are left out with a note.
+INGEST_MAX_BYTES = env.int("INGEST_MAX_BYTES", default=25 * 1024 * 1024)
+# A reply to a closed ticket reopens it within this many days; later, it opens a new ticket.
+TICKET_REABRIR_DIAS = env.int("TICKET_REABRIR_DIAS", default=7)
+# Domain of the Message-IDs the portal generates (default: DEFAULT_FROM_EMAIL's domain).
+MESSAGE_ID_DOMAIN = env.str("MESSAGE_ID_DOMAIN", default="")
+
 # --- Synology Chat --------------------------------------------------------------------------
 SYNOLOGY_URL = env.str("SYNOLOGY_URL", default="")
 SYNOLOGY_BOT_TOKEN = secret("SYNOLOGY_BOT_TOKEN", default="")

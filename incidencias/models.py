@@ -1,0 +1,449 @@
+"""The ticket domain: tickets, their thread, attachments, mailboxes, SLA policies, failed mail."""
+
+from django.conf import settings
+from django.contrib.postgres.search import SearchVectorField
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+from sso.fields import EncryptedTextField
+from sso.models import Departamento
+
+
+class Calendario(models.Model):
+    """Business hours: per weekday (0 = Monday) a list of ["HH:MM", "HH:MM"] spans."""
+
+    nombre = models.CharField(_("name"), max_length=80, unique=True)
+    zona_horaria = models.CharField(_("time zone"), max_length=64, default="America/Costa_Rica")
+    horario = models.JSONField(
+        _("opening hours"),
+        default=dict,
+        help_text=_('Per weekday (0 = Monday): [["08:00", "17:00"]]. Missing days are closed.'),
+    )
+
+    class Meta:
+        verbose_name = _("business calendar")
+        verbose_name_plural = _("business calendars")
+
+    def __str__(self):
+        return self.nombre
+
+
+class Feriado(models.Model):
+    calendario = models.ForeignKey(
+        Calendario, on_delete=models.CASCADE, related_name="feriados", verbose_name=_("calendar")
+    )
+    fecha = models.DateField(_("date"))
+    nombre = models.CharField(_("name"), max_length=120, blank=True)
+
+    class Meta:
+        verbose_name = _("holiday")
+        verbose_name_plural = _("holidays")
+        ordering = ["fecha"]
+        constraints = [
+            models.UniqueConstraint(fields=["calendario", "fecha"], name="feriado_unico")
+        ]
+
+    def __str__(self):
+        return f"{self.fecha} {self.nombre}"
+
+
+class Prioridad(models.TextChoices):
+    BAJA = "baja", _("low")
+    NORMAL = "normal", _("normal")
+    ALTA = "alta", _("high")
+    URGENTE = "urgente", _("urgent")
+
+
+class PoliticaSLA(models.Model):
+    """Targets, in business minutes of a calendar, for one department and priority."""
+
+    departamento = models.ForeignKey(
+        Departamento, on_delete=models.CASCADE, related_name="+", verbose_name=_("department")
+    )
+    prioridad = models.CharField(_("priority"), max_length=10, choices=Prioridad.choices)
+    primera_respuesta_min = models.PositiveIntegerField(_("first response (business minutes)"))
+    resolucion_min = models.PositiveIntegerField(_("resolution (business minutes)"))
+    calendario = models.ForeignKey(
+        Calendario, on_delete=models.PROTECT, related_name="+", verbose_name=_("calendar")
+    )
+
+    class Meta:
+        verbose_name = _("SLA policy")
+        verbose_name_plural = _("SLA policies")
+        constraints = [
+            models.UniqueConstraint(fields=["departamento", "prioridad"], name="politica_unica")
+        ]
+
+    def __str__(self):
+        return f"{self.departamento} / {self.get_prioridad_display()}"
+
+
+class Asignacion(models.TextChoices):
+    ROUND_ROBIN = "round_robin", _("round robin")
+    MENOS_ABIERTOS = "menos_abiertos", _("fewest open tickets")
+    NINGUNA = "ninguna", _("none (queue)")
+
+
+class ColaDepartamento(models.Model):
+    """How a department's new tickets find an agent, and whose turn it is."""
+
+    departamento = models.OneToOneField(
+        Departamento,
+        on_delete=models.CASCADE,
+        related_name="cola",
+        primary_key=True,
+        verbose_name=_("department"),
+    )
+    asignacion = models.CharField(
+        _("assignment"), max_length=20, choices=Asignacion.choices, default=Asignacion.ROUND_ROBIN
+    )
+    ultimo_asignado = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("last assigned"),
+    )
+
+    class Meta:
+        verbose_name = _("department queue")
+        verbose_name_plural = _("department queues")
+
+    def __str__(self):
+        return str(self.departamento)
+
+
+class CuentaCorreo(models.Model):
+    """An IMAP mailbox polled for incoming mail."""
+
+    class Seguridad(models.TextChoices):
+        SSL = "ssl", _("TLS (IMAPS)")
+        STARTTLS = "starttls", _("STARTTLS")
+        NINGUNA = "ninguna", _("none (loopback only)")
+
+    class TrasImportar(models.TextChoices):
+        CONSERVAR = "conservar", _("keep")
+        MARCAR_LEIDO = "marcar_leido", _("mark as read")
+        MOVER = "mover", _("move to a folder")
+        ELIMINAR = "eliminar", _("delete")
+
+    class Estado(models.TextChoices):
+        ACTIVO = "activo", _("active")
+        INACTIVO = "inactivo", _("inactive")
+
+    host = models.CharField(_("host"), max_length=255)
+    port = models.PositiveIntegerField(_("port"), default=993)
+    seguridad = models.CharField(
+        _("security"), max_length=10, choices=Seguridad.choices, default=Seguridad.SSL
+    )
+    user = models.CharField(_("user"), max_length=255)
+    password = EncryptedTextField(_("password"), blank=True)
+    mail_boxes = models.JSONField(_("folders"), default=list, blank=True)
+    departamento = models.ForeignKey(
+        Departamento,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("department"),
+    )
+    estado = models.CharField(
+        _("state"), max_length=10, choices=Estado.choices, default=Estado.ACTIVO
+    )
+    intervalo_segundos = models.PositiveIntegerField(_("poll interval (seconds)"), default=60)
+    tras_importar = models.CharField(
+        _("after import"),
+        max_length=15,
+        choices=TrasImportar.choices,
+        default=TrasImportar.MARCAR_LEIDO,
+    )
+    carpeta_destino = models.CharField(_("move to folder"), max_length=255, blank=True)
+    ultimo_sondeo = models.DateTimeField(_("last poll"), null=True, blank=True)
+    ultimo_error = models.TextField(_("last error"), blank=True)
+    ultimo_error_en = models.DateTimeField(_("last error at"), null=True, blank=True)
+    creado = models.DateTimeField(_("created"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("mailbox")
+        verbose_name_plural = _("mailboxes")
+        ordering = ["user"]
+
+    def __str__(self):
+        return f"{self.user}@{self.host}"
+
+    @property
+    def carpetas(self) -> list[str]:
+        return list(self.mail_boxes or ["INBOX"])
+
+    @property
+    def fuente(self) -> str:
+        return f"cuenta:{self.pk}"
+
+
+class EstadoCarpeta(models.Model):
+    """Where polling of one IMAP folder stands: UIDVALIDITY and the last UID imported."""
+
+    cuenta = models.ForeignKey(
+        CuentaCorreo, on_delete=models.CASCADE, related_name="carpetas_estado"
+    )
+    carpeta = models.CharField(max_length=255)
+    uidvalidity = models.BigIntegerField(null=True)
+    ultimo_uid = models.BigIntegerField(default=0)
+
+    class Meta:
+        verbose_name = _("folder state")
+        verbose_name_plural = _("folder states")
+        constraints = [
+            models.UniqueConstraint(fields=["cuenta", "carpeta"], name="estado_carpeta_unico")
+        ]
+
+    def __str__(self):
+        return f"{self.cuenta} {self.carpeta} {self.uidvalidity}:{self.ultimo_uid}"
+
+
+class ReglaDepartamento(models.Model):
+    """Routes mail that no mailbox decides (API, shared boxes) by `sistema` or recipient."""
+
+    class Campo(models.TextChoices):
+        SISTEMA = "sistema", _("reading system")
+        DESTINATARIO = "destinatario", _("recipient address")
+
+    campo = models.CharField(_("field"), max_length=15, choices=Campo.choices)
+    valor = models.CharField(
+        _("value"), max_length=255, help_text=_("Compared case-insensitively.")
+    )
+    departamento = models.ForeignKey(
+        Departamento, on_delete=models.CASCADE, related_name="+", verbose_name=_("department")
+    )
+    orden = models.PositiveIntegerField(_("order"), default=0)
+
+    class Meta:
+        verbose_name = _("routing rule")
+        verbose_name_plural = _("routing rules")
+        ordering = ["orden", "id"]
+
+    def __str__(self):
+        return f"{self.get_campo_display()} = {self.valor} → {self.departamento}"
+
+
+class Ticket(models.Model):
+    class Estado(models.TextChoices):
+        NUEVO = "nuevo", _("new")
+        ABIERTO = "abierto", _("open")
+        EN_ESPERA = "en_espera", _("waiting on customer")
+        RESUELTO = "resuelto", _("solved")
+        CERRADO = "cerrado", _("closed")
+
+    class Canal(models.TextChoices):
+        CORREO = "correo", _("email")
+        API = "api", _("API")
+        PORTAL = "portal", _("portal")
+        CHAT = "chat", _("chat")
+
+    numero = models.BigIntegerField(_("number"), unique=True, editable=False)
+    asunto = models.CharField(_("subject"), max_length=998, blank=True)
+    estado = models.CharField(
+        _("state"), max_length=10, choices=Estado.choices, default=Estado.NUEVO, db_index=True
+    )
+    prioridad = models.CharField(
+        _("priority"), max_length=10, choices=Prioridad.choices, default=Prioridad.NORMAL
+    )
+    departamento = models.ForeignKey(
+        Departamento,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="tickets",
+        verbose_name=_("department"),
+    )
+    asignado = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="tickets_asignados",
+        verbose_name=_("assignee"),
+    )
+    solicitante_nombre = models.CharField(_("requester name"), max_length=255, blank=True)
+    solicitante_email = models.EmailField(_("requester email"), max_length=254, blank=True)
+    participantes = models.JSONField(
+        _("cc participants"), default=list, blank=True, help_text=_("Lower-case addresses.")
+    )
+    correos_rebotados = models.JSONField(_("bounced addresses"), default=list, blank=True)
+    canal = models.CharField(
+        _("channel"), max_length=10, choices=Canal.choices, default=Canal.CORREO
+    )
+    relacionado = models.ForeignKey(
+        "self",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("follows up on"),
+    )
+    creado = models.DateTimeField(_("created"), auto_now_add=True, db_index=True)
+    actualizado = models.DateTimeField(_("updated"), auto_now=True)
+    primera_respuesta_en = models.DateTimeField(_("first response at"), null=True, blank=True)
+    resuelto_en = models.DateTimeField(_("solved at"), null=True, blank=True)
+    cerrado_en = models.DateTimeField(_("closed at"), null=True, blank=True)
+    vence_primera_respuesta = models.DateTimeField(_("first response due"), null=True, blank=True)
+    vence_resolucion = models.DateTimeField(_("resolution due"), null=True, blank=True)
+    # Full-text search (PostgreSQL): kept up to date by a trigger on every write.
+    busqueda = SearchVectorField(null=True, editable=False)
+
+    class Meta:
+        verbose_name = _("ticket")
+        verbose_name_plural = _("tickets")
+        ordering = ["-creado"]
+        indexes = [
+            models.Index(fields=["departamento", "estado"], name="ticket_dep_estado"),
+            models.Index(fields=["asignado", "estado"], name="ticket_asignado_estado"),
+        ]
+
+    def __str__(self):
+        return f"#{self.numero} {self.asunto}"
+
+    @property
+    def etiqueta(self) -> str:
+        return f"[Ticket #{self.numero}]"
+
+
+def _ruta_crudo(instance, filename):
+    return f"correos/{filename[:2]}/{filename}"
+
+
+class DetalleTicket(models.Model):
+    """One entry of a ticket's thread."""
+
+    class Tipo(models.TextChoices):
+        ENTRANTE = "entrante", _("inbound mail")
+        RESPUESTA = "respuesta", _("outbound reply")
+        NOTA = "nota", _("internal note")
+        EVENTO = "evento", _("system event")
+
+    class Automatico(models.TextChoices):
+        NO = "", _("no")
+        AUTORESPUESTA = "autorespuesta", _("auto-reply")
+        REBOTE = "rebote", _("bounce")
+
+    ticket = models.ForeignKey(
+        Ticket, on_delete=models.CASCADE, related_name="detalles", verbose_name=_("ticket")
+    )
+    tipo = models.CharField(_("kind"), max_length=10, choices=Tipo.choices)
+    automatico = models.CharField(
+        _("machine mail"), max_length=15, choices=Automatico.choices, default="", blank=True
+    )
+    autor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("author"),
+    )
+    de = models.CharField(_("from"), max_length=998, blank=True)
+    para = models.TextField(_("to"), blank=True)
+    cc = models.TextField(_("cc"), blank=True)
+    bcc = models.TextField(_("bcc"), blank=True)
+    responder_a = models.TextField(_("reply-to"), blank=True)
+    asunto = models.CharField(_("subject"), max_length=998, blank=True)
+    texto = models.TextField(_("text"), blank=True)
+    html = models.TextField(_("HTML (sanitised)"), blank=True)
+    fecha = models.DateTimeField(_("date"), null=True, blank=True)
+    message_id = models.CharField(_("Message-ID"), max_length=998, blank=True, db_index=True)
+    in_reply_to = models.TextField(_("In-Reply-To"), blank=True)
+    references = models.TextField(_("References"), blank=True)
+    headers = models.JSONField(_("headers"), default=dict, blank=True)
+    sistema = models.CharField(_("reading system"), max_length=120, blank=True)
+    nota = models.TextField(_("processing note"), blank=True)
+    rebotados = models.JSONField(_("failed recipients"), default=list, blank=True)
+    fuente = models.CharField(_("source"), max_length=120, blank=True)
+    clave_dedup = models.CharField(_("deduplication key"), max_length=255, blank=True)
+    crudo = models.FileField(_("raw message"), upload_to=_ruta_crudo, blank=True, max_length=255)
+    creado = models.DateTimeField(_("created"), auto_now_add=True)
+    busqueda = SearchVectorField(null=True, editable=False)
+
+    class Meta:
+        verbose_name = _("ticket entry")
+        verbose_name_plural = _("ticket entries")
+        ordering = ["creado", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["fuente", "clave_dedup"],
+                condition=~models.Q(clave_dedup=""),
+                name="detalle_dedup_unico",
+            )
+        ]
+
+    def __str__(self):
+        return f"{self.ticket} · {self.get_tipo_display()} {self.pk}"
+
+
+def _ruta_adjunto(instance, filename):
+    return f"adjuntos/{instance.sha256[:2]}/{instance.sha256}"
+
+
+class Adjunto(models.Model):
+    """A file of a ticket entry. Identical content is stored once (by SHA-256)."""
+
+    detalle = models.ForeignKey(
+        DetalleTicket, on_delete=models.CASCADE, related_name="adjuntos", verbose_name=_("entry")
+    )
+    nombre = models.CharField(_("name"), max_length=255)
+    content_type = models.CharField(_("content type"), max_length=255, blank=True)
+    tamano = models.PositiveBigIntegerField(_("size"))
+    sha256 = models.CharField(_("SHA-256"), max_length=64, db_index=True)
+    archivo = models.FileField(_("file"), upload_to=_ruta_adjunto, max_length=255)
+    content_id = models.CharField(_("Content-ID"), max_length=255, blank=True)
+    en_linea = models.BooleanField(_("inline"), default=False)
+
+    class Meta:
+        verbose_name = _("attachment")
+        verbose_name_plural = _("attachments")
+
+    def __str__(self):
+        return self.nombre
+
+
+class CorreoFallido(models.Model):
+    """Mail that could not become a ticket entry, kept whole so it can be reprocessed."""
+
+    class Motivo(models.TextChoices):
+        ERROR = "error", _("processing error")
+        BUCLE = "bucle", _("our own notification (loop)")
+
+    motivo = models.CharField(_("reason"), max_length=15, choices=Motivo.choices)
+    error = models.TextField(_("error"), blank=True)
+    crudo = models.FileField(_("raw message"), upload_to=_ruta_crudo, max_length=255)
+    tamano = models.PositiveBigIntegerField(_("size"), default=0)
+    sha256 = models.CharField(_("SHA-256"), max_length=64, db_index=True)
+    fuente = models.CharField(_("source"), max_length=120, blank=True)
+    cuenta = models.ForeignKey(
+        CuentaCorreo,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("mailbox"),
+    )
+    carpeta = models.CharField(_("folder"), max_length=255, blank=True)
+    uid = models.BigIntegerField(_("UID"), null=True, blank=True)
+    creado = models.DateTimeField(_("created"), auto_now_add=True, db_index=True)
+    reprocesado_en = models.DateTimeField(_("reprocessed at"), null=True, blank=True)
+    detalle = models.ForeignKey(
+        DetalleTicket,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("resulting entry"),
+    )
+
+    class Meta:
+        verbose_name = _("failed mail")
+        verbose_name_plural = _("failed mail")
+        ordering = ["-creado"]
+
+    def __str__(self):
+        return f"{self.get_motivo_display()} {self.creado:%Y-%m-%d %H:%M}"
