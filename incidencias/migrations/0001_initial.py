@@ -2,10 +2,11 @@
 
 import django.contrib.postgres.search
 import django.db.models.deletion
-import incidencias.models
-import sso.fields
 from django.conf import settings
 from django.db import migrations, models
+
+import incidencias.models
+import sso.fields
 
 
 class Migration(migrations.Migration):
