@@ -353,7 +353,7 @@ def _failed_recipients(part: Message) -> list[str]:
     return failed
 
 
-def _machine_kind(msg: Message, de_email: str, own_domain: str) -> str:
+def tipo_automatico(msg: Message, de_email: str, own_domain: str) -> str:
     get = msg.get
     ctype = msg.get_content_type()
     if ctype == "multipart/report" and "delivery-status" in (msg.get_param("report-type") or ""):
@@ -428,7 +428,7 @@ def parse_raw(raw: bytes, *, max_bytes: int, own_domain: str = "") -> MensajeEnt
             "se conservan el texto y los adjuntos que caben."
         )
     _walk(msg, mensaje, limite_adjuntos=max_bytes)
-    mensaje.automatico = _machine_kind(msg, mensaje.de_email, own_domain)
+    mensaje.automatico = tipo_automatico(msg, mensaje.de_email, own_domain)
     if mensaje.automatico == "rebote" and not mensaje.rebotados:
         mensaje.rebotados = _bounce_guess(mensaje.texto)
     if msg.defects:

@@ -5,6 +5,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from sso.api.usuarios import UsuarioInternoGetView
 
+from .api import CorreoSaveView, GetConfigCorreosView
 from .errors import not_found
 from .health import healthz
 
@@ -14,6 +15,8 @@ admin.site.index_title = _("Configuration")
 
 api_consumo = [
     path("UsuarioInterno/get", UsuarioInternoGetView.as_view(), name="usuario-interno-get"),
+    path("correo/save", CorreoSaveView.as_view(), name="correo-save"),
+    path("correo/getConfigCorreos", GetConfigCorreosView.as_view(), name="correo-get-config"),
 ]
 api_fallback = [
     # Unknown API paths answer in their family's envelope, in DEBUG too.
