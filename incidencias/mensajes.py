@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.header import decode_header, make_header
 from email.message import Message
+from email.policy import Compat32
 from email.utils import getaddresses, parseaddr, parsedate_to_datetime
 from html.parser import HTMLParser
 
@@ -77,12 +78,20 @@ class MensajeEntrante:
 _MSGID = re.compile(r"<([^<>\s]+)>")
 
 
+_RAW_8BIT = re.compile("[\udc80-\udcff]")
+
+
 def decode_text(value) -> str:
     """An RFC 2047 header value as text, whatever its charsets claim."""
     if value is None:
         return ""
     if not isinstance(value, str):  # email.header.Header from compat32
         value = str(value)
+    if _RAW_8BIT.search(value):
+        # Raw 8-bit bytes in a header (RFC 6532, or a careless client): compat32 hands them
+        # over as surrogates. UTF-8 when they are, else Latin-1, which always decodes.
+        raw = value.encode("utf-8", "surrogateescape")
+        value = _decode_bytes(raw, "utf-8")
     if "=?" not in value:
         return _unfold(value)
     try:
@@ -393,10 +402,21 @@ def es_message_id_propio(message_id: str, own_domain: str) -> bool:
     return bool(own_domain) and local.startswith(MESSAGE_ID_PREFIX) and domain == own_domain
 
 
+class _RawHeaderPolicy(Compat32):
+    """compat32, but header values come back as the raw str (8-bit bytes as surrogates)
+    instead of lossy `Header` objects, so `decode_text` can decode them properly."""
+
+    def header_fetch_parse(self, name, value):
+        return value
+
+
+_POLICY = _RawHeaderPolicy()
+
+
 def parse_raw(raw: bytes, *, max_bytes: int, own_domain: str = "") -> MensajeEntrante:
     """Normalise one RFC 5322 message. Attachments beyond `max_bytes` in all are left out,
     each with a note; the message itself always comes through."""
-    msg = email.message_from_bytes(raw)
+    msg = email.message_from_bytes(raw, policy=_POLICY)
     get = msg.get
     mensaje = MensajeEntrante(crudo=raw)
     ids = message_ids(get("Message-ID"))

@@ -4,11 +4,15 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
+from incidencias.demo import demo_incidencias
 from sso.demo import demo_identidad
 
 
 class Command(BaseCommand):
-    help = "Load the demo organisation (departments, units, agents) and print its logins."
+    help = (
+        "Load the demo organisation (departments, units, agents, a mailbox, SLA policies) "
+        "and print its logins."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument(
@@ -22,6 +26,7 @@ class Command(BaseCommand):
             raise CommandError("Demo users have well-known passwords: use --force with DEBUG off.")
         with transaction.atomic():
             logins = demo_identidad()
+            demo_incidencias()
         self.stdout.write("Demo logins:")
         for login, password, created in logins:
             note = "" if created else " (already there)"

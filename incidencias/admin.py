@@ -1,0 +1,178 @@
+from django import forms
+from django.contrib import admin, messages
+from django.utils.translation import gettext_lazy as _
+
+from .ingest import correo_fallido_reprocesar
+from .models import (
+    Adjunto,
+    Calendario,
+    ColaDepartamento,
+    CorreoFallido,
+    CuentaCorreo,
+    DetalleTicket,
+    EstadoCarpeta,
+    Feriado,
+    PoliticaSLA,
+    ReglaDepartamento,
+    Ticket,
+)
+from .selectors import ticket_buscar
+
+
+class FeriadoInline(admin.TabularInline):
+    model = Feriado
+    extra = 0
+
+
+@admin.register(Calendario)
+class CalendarioAdmin(admin.ModelAdmin):
+    list_display = ["nombre", "zona_horaria"]
+    inlines = [FeriadoInline]
+
+
+@admin.register(PoliticaSLA)
+class PoliticaSLAAdmin(admin.ModelAdmin):
+    list_display = [
+        "departamento", "prioridad", "primera_respuesta_min", "resolucion_min", "calendario",
+    ]  # fmt: skip
+    list_filter = ["departamento", "prioridad"]
+    list_select_related = ["departamento", "calendario"]
+
+
+@admin.register(ColaDepartamento)
+class ColaDepartamentoAdmin(admin.ModelAdmin):
+    list_display = ["departamento", "asignacion", "ultimo_asignado"]
+    list_select_related = ["departamento", "ultimo_asignado"]
+    raw_id_fields = ["ultimo_asignado"]
+
+
+@admin.register(ReglaDepartamento)
+class ReglaDepartamentoAdmin(admin.ModelAdmin):
+    list_display = ["orden", "campo", "valor", "departamento"]
+    list_display_links = ["valor"]
+    list_filter = ["campo", "departamento"]
+
+
+class CuentaCorreoForm(forms.ModelForm):
+    password = forms.CharField(
+        label=_("password"),
+        required=False,
+        strip=False,
+        widget=forms.PasswordInput(render_value=False),
+        help_text=_("Leave empty to keep the current password."),
+    )
+
+    class Meta:
+        model = CuentaCorreo
+        fields = ["host", "port", "seguridad", "user", "password", "mail_boxes", "departamento",
+                  "estado", "intervalo_segundos", "tras_importar", "carpeta_destino"]  # fmt: skip
+
+    def clean_password(self):
+        password = self.cleaned_data.get("password")
+        if not password and self.instance.pk:
+            return self.instance.password  # unchanged
+        return password
+
+
+class EstadoCarpetaInline(admin.TabularInline):
+    model = EstadoCarpeta
+    extra = 0
+    readonly_fields = ["carpeta", "uidvalidity", "ultimo_uid"]
+    can_delete = True
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(CuentaCorreo)
+class CuentaCorreoAdmin(admin.ModelAdmin):
+    form = CuentaCorreoForm
+    list_display = ["user", "host", "port", "seguridad", "departamento", "estado", "ultimo_sondeo",
+                    "ultimo_error_en"]  # fmt: skip
+    list_filter = ["estado", "departamento", "seguridad"]
+    search_fields = ["user", "host"]
+    readonly_fields = ["ultimo_sondeo", "ultimo_error", "ultimo_error_en"]
+    inlines = [EstadoCarpetaInline]
+
+
+class AdjuntoInline(admin.TabularInline):
+    model = Adjunto
+    extra = 0
+    fields = ["nombre", "content_type", "tamano", "en_linea", "archivo"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(DetalleTicket)
+class DetalleTicketAdmin(admin.ModelAdmin):
+    list_display = ["id", "ticket", "tipo", "automatico", "de", "asunto", "fecha", "creado"]
+    list_filter = ["tipo", "automatico"]
+    search_fields = ["=message_id", "asunto", "de"]
+    list_select_related = ["ticket"]
+    raw_id_fields = ["ticket", "autor"]
+    readonly_fields = ["fuente", "clave_dedup", "crudo", "headers", "message_id", "in_reply_to",
+                       "references", "rebotados", "nota", "creado"]  # fmt: skip
+    inlines = [AdjuntoInline]
+    show_full_result_count = False
+
+
+class DetalleInline(admin.TabularInline):
+    model = DetalleTicket
+    extra = 0
+    fields = ["tipo", "automatico", "de", "asunto", "fecha"]
+    readonly_fields = fields
+    show_change_link = True
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Ticket)
+class TicketAdmin(admin.ModelAdmin):
+    list_display = ["numero", "asunto", "estado", "prioridad", "departamento", "asignado",
+                    "solicitante_email", "vence_resolucion", "creado"]  # fmt: skip
+    list_filter = ["estado", "prioridad", "canal", "departamento"]
+    list_select_related = ["departamento", "asignado"]
+    search_fields = ["numero"]
+    raw_id_fields = ["asignado", "relacionado"]
+    readonly_fields = ["numero", "creado", "actualizado", "primera_respuesta_en", "resuelto_en",
+                       "cerrado_en", "vence_primera_respuesta", "vence_resolucion",
+                       "correos_rebotados"]  # fmt: skip
+    inlines = [DetalleInline]
+    show_full_result_count = False
+
+    def get_search_results(self, request, queryset, search_term):
+        if not search_term:
+            return queryset, False
+        if search_term.isdigit():
+            return queryset.filter(numero=int(search_term)), False
+        return ticket_buscar(texto=search_term, tickets=queryset), False
+
+
+@admin.register(CorreoFallido)
+class CorreoFallidoAdmin(admin.ModelAdmin):
+    list_display = ["id", "creado", "motivo", "fuente", "tamano", "reprocesado_en", "detalle"]
+    list_filter = ["motivo", ("reprocesado_en", admin.EmptyFieldListFilter)]
+    readonly_fields = [f.name for f in CorreoFallido._meta.fields]
+    actions = ["reprocesar"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    @admin.action(description=_("Reprocess the selected failed mail"))
+    def reprocesar(self, request, queryset):
+        for fallido in queryset.filter(reprocesado_en__isnull=True):
+            try:
+                resultado = correo_fallido_reprocesar(fallido=fallido)
+            except Exception as exc:
+                self.message_user(request, f"#{fallido.pk}: {exc}", messages.ERROR)
+                continue
+            if resultado.ticket is None:
+                self.message_user(request, f"#{fallido.pk}: {resultado.mensaje}", messages.WARNING)
+            else:
+                self.message_user(request, f"#{fallido.pk}: {resultado.mensaje}", messages.SUCCESS)

@@ -1,0 +1,35 @@
+"""Reads of the ticket domain shared by the API, the pages and the admin."""
+
+from django.contrib.postgres.search import SearchQuery
+from django.db import connection
+from django.db.models import Exists, OuterRef, Q, QuerySet
+
+from .models import DetalleTicket, Ticket
+
+
+def ticket_buscar(*, texto: str, tickets: QuerySet[Ticket] | None = None) -> QuerySet[Ticket]:
+    """Tickets whose subject, requester or any entry's text matches `texto`, newest first.
+
+    PostgreSQL: full-text search in Spanish (web-search syntax: words, "phrases", -exclusions)
+    over GIN-indexed vectors kept by triggers. Ordered by date, never by rank: ranking large
+    match sets is what makes full-text search slow. SQLite: case-insensitive substring match.
+    """
+    tickets = Ticket.objects.all() if tickets is None else tickets
+    texto = (texto or "").strip()[:200]
+    if not texto:
+        return tickets.none()
+    if connection.vendor == "postgresql":
+        query = SearchQuery(texto, config="spanish", search_type="websearch")
+        en_detalles = DetalleTicket.objects.filter(ticket=OuterRef("pk"), busqueda=query)
+        coincide = Q(busqueda=query) | Q(Exists(en_detalles))
+    else:
+        en_detalles = DetalleTicket.objects.filter(ticket=OuterRef("pk")).filter(
+            Q(asunto__icontains=texto) | Q(texto__icontains=texto)
+        )
+        coincide = (
+            Q(asunto__icontains=texto)
+            | Q(solicitante_nombre__icontains=texto)
+            | Q(solicitante_email__icontains=texto)
+            | Q(Exists(en_detalles))
+        )
+    return tickets.filter(coincide).order_by("-creado", "-id")

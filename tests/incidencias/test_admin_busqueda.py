@@ -1,0 +1,148 @@
+"""Search, the admin of the ticket domain, failed-mail reprocessing and the demo data."""
+
+import pytest
+from django.core.management import call_command
+from django.db import connection
+
+from incidencias import ingest as ingest_module
+from incidencias.ingest import ingest_raw
+from incidencias.models import CorreoFallido, CuentaCorreo, PoliticaSLA, Ticket
+from incidencias.selectors import ticket_buscar
+from sso.models import Departamento, Usuario
+
+pytestmark = pytest.mark.django_db
+
+
+def mail(message_id, subject, body, sender="cliente@example.org", extra=""):
+    return (
+        f"From: Cliente <{sender}>\r\nTo: soporte@example.com\r\nSubject: {subject}\r\n"
+        f"Message-ID: <{message_id}>\r\n{extra}Content-Type: text/plain; charset=utf-8\r\n\r\n"
+        f"{body}\r\n"
+    ).encode()
+
+
+def test_search_finds_subject_body_and_requester_newest_first():
+    a = ingest_raw(mail("a@x", "Servidor caído", "El servidor de correo no responde")).ticket
+    b = ingest_raw(mail("b@x", "Factura", "Necesito la factura de los servidores")).ticket
+    c = ingest_raw(mail("c@x", "Hola", "nada que ver", sender="marta.rojas@example.org")).ticket
+    reply = mail("d@x", "Re: Hola", "ahora la impresora falla", extra="In-Reply-To: <c@x>\r\n")
+    ingest_raw(reply)
+    if connection.vendor == "postgresql":
+        # Spanish stemming: "servidores" and "servidor" match each other.
+        assert list(ticket_buscar(texto="servidor")) == [b, a]
+    else:
+        assert list(ticket_buscar(texto="servidor")) == [b, a]
+    assert list(ticket_buscar(texto="impresora")) == [c]
+    assert list(ticket_buscar(texto="marta.rojas@example.org")) == [c]
+    assert list(ticket_buscar(texto="   ")) == []
+
+
+def test_search_runs_one_query_whatever_the_matches(django_assert_num_queries):
+    for index in range(5):
+        ingest_raw(mail(f"m{index}@x", f"Caso {index}", "enlace de fibra intermitente"))
+    with django_assert_num_queries(1):
+        assert len(list(ticket_buscar(texto="fibra"))) == 5
+
+
+def test_search_survives_query_syntax(postgres):
+    ingest_raw(mail("a@x", "VPN", "la vpn no conecta"))
+    for texto in ['"vpn', "vpn & | !", "-", "(((", "'; DROP TABLE x; --"]:
+        list(ticket_buscar(texto=texto))  # never a syntax error
+
+
+def test_admin_pages_open(admin_client):
+    ticket = ingest_raw(mail("a@x", "Servidor caído", "no responde")).ticket
+    for url in [
+        "/admin/incidencias/ticket/",
+        f"/admin/incidencias/ticket/{ticket.pk}/change/",
+        "/admin/incidencias/ticket/?q=servidor",
+        f"/admin/incidencias/ticket/?q={ticket.numero}",
+        "/admin/incidencias/detalleticket/",
+        "/admin/incidencias/cuentacorreo/add/",
+        "/admin/incidencias/correofallido/",
+        "/admin/incidencias/politicasla/",
+        "/admin/incidencias/calendario/add/",
+        "/admin/incidencias/coladepartamento/",
+        "/admin/incidencias/regladepartamento/",
+    ]:
+        assert admin_client.get(url).status_code == 200, url
+    listing = admin_client.get("/admin/incidencias/ticket/?q=servidor").content.decode()
+    assert "Servidor caído" in listing
+
+
+def test_the_mailbox_form_keeps_the_password_when_left_empty(admin_client, soporte):
+    cuenta = CuentaCorreo.objects.create(
+        host="mail.example.com",
+        user="soporte@example.com",
+        password="antigua",
+        departamento=soporte,
+    )
+    form = {
+        "host": "imap.example.com", "port": 993, "seguridad": "ssl", "user": "soporte@example.com",
+        "password": "", "mail_boxes": '["INBOX"]', "departamento": soporte.pk, "estado": "activo",
+        "intervalo_segundos": 60, "tras_importar": "marcar_leido", "carpeta_destino": "",
+        "carpetas_estado-TOTAL_FORMS": 0, "carpetas_estado-INITIAL_FORMS": 0,
+    }  # fmt: skip
+    response = admin_client.post(f"/admin/incidencias/cuentacorreo/{cuenta.pk}/change/", form)
+    assert response.status_code == 302, response.content.decode()[:2000]
+    cuenta.refresh_from_db()
+    assert (cuenta.host, cuenta.password) == ("imap.example.com", "antigua")
+    page = admin_client.get(f"/admin/incidencias/cuentacorreo/{cuenta.pk}/change/").content
+    assert b"antigua" not in page
+    form["password"] = "nueva"
+    admin_client.post(f"/admin/incidencias/cuentacorreo/{cuenta.pk}/change/", form)
+    cuenta.refresh_from_db()
+    assert cuenta.password == "nueva"
+
+
+def _falla_una_vez(monkeypatch):
+    original = ingest_module._guardar_detalle
+    calls = {"n": 0}
+
+    def flaky(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise ValueError("fallo simulado")
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(ingest_module, "_guardar_detalle", flaky)
+
+
+def test_failed_mail_is_reprocessed_from_the_admin(admin_client, monkeypatch):
+    _falla_una_vez(monkeypatch)
+    resultado = ingest_raw(mail("a@x", "Caso", "texto"))
+    assert resultado.ticket is None
+    fallido = CorreoFallido.objects.get()
+    assert Ticket.objects.count() == 0
+    response = admin_client.post(
+        "/admin/incidencias/correofallido/",
+        {"action": "reprocesar", "_selected_action": [fallido.pk]},
+        follow=True,
+    )
+    assert "Se ha creado el ticket" in response.content.decode()
+    fallido.refresh_from_db()
+    assert fallido.reprocesado_en is not None
+    assert fallido.detalle.ticket.asunto == "Caso"
+
+
+def test_failed_mail_is_reprocessed_by_the_command(monkeypatch, capsys):
+    _falla_una_vez(monkeypatch)
+    ingest_raw(mail("a@x", "Caso", "texto"))
+    call_command("reprocesar_correos")
+    assert "Se ha creado el ticket" in capsys.readouterr().out
+    assert Ticket.objects.count() == 1
+    call_command("reprocesar_correos")  # nothing pending: nothing happens
+    assert Ticket.objects.count() == 1
+
+
+def test_the_demo_loads_the_ticket_configuration_once(settings):
+    settings.DEBUG = True
+    call_command("demo")
+    counts = (PoliticaSLA.objects.count(), CuentaCorreo.objects.count(), Usuario.objects.count())
+    assert counts[0] == 4 * Departamento.objects.count()
+    call_command("demo")
+    assert (
+        PoliticaSLA.objects.count(),
+        CuentaCorreo.objects.count(),
+        Usuario.objects.count(),
+    ) == counts
