@@ -304,9 +304,13 @@ class GetConfigCorreosView(ConsumoAPIView):
 
     @extend_schema_serializer(component_name="CuentaCorreoFiltro")
     class InputSerializer(serializers.Serializer):
-        id_cuenta_correo = serializers.IntegerField(required=False, allow_null=True, min_value=1)
+        id_cuenta_correo = serializers.IntegerField(
+            required=False, allow_null=True, min_value=1, max_value=2**63 - 1
+        )
         user = serializers.CharField(required=False, allow_blank=True, max_length=255)
-        departamento = serializers.IntegerField(required=False, allow_null=True, min_value=1)
+        departamento = serializers.IntegerField(
+            required=False, allow_null=True, min_value=1, max_value=2**63 - 1
+        )
         estado = serializers.ChoiceField(
             choices=CuentaCorreo.Estado.values, required=False, allow_blank=True
         )

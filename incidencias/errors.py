@@ -5,10 +5,13 @@ views shape their own errors through `sso.api.envelopes.exception_handler`.
 """
 
 import logging
+import re
 import time
 
 from django.http import JsonResponse
 from django.views import defaults
+from django.views.debug import SafeExceptionReporterFilter
+from django.views.decorators.csrf import csrf_exempt
 from rest_framework.exceptions import NotFound
 
 from sso import bitacora
@@ -20,6 +23,19 @@ logger = logging.getLogger("incidencias.api")
 API_FAMILIES: list[tuple[str, Envelope]] = [
     ("/api/", ENVELOPE_A),
 ]
+
+
+class FiltroInformeErrores(SafeExceptionReporterFilter):
+    """Django's filter, also hiding settings that are URLs with credentials in them, and
+    active with DEBUG on too: keys and secrets marked with `sensitive_variables` never show
+    on an error page, in a report or in a tool that reads frames through it."""
+
+    hidden_settings = re.compile(
+        "API|TOKEN|KEY|SECRET|PASS|SIGNATURE|HTTP_COOKIE|URL|LOCATION|BACKEND", flags=re.I
+    )
+
+    def is_active(self, request):
+        return True
 
 
 def envelope_for(path: str) -> Envelope | None:
@@ -34,18 +50,24 @@ def _api_error(request, envelope: Envelope, status_code: int) -> JsonResponse:
     started = time.perf_counter()
     body = envelope.error(status_code=status_code, message=envelope.message_for(status_code))
     if envelope is ENVELOPE_A:
-        body["id_bitacora_log"] = bitacora.bitacora_registrar(
-            endpoint=request.path,
-            metodo=request.method,
-            estado=status_code,
-            ip=bitacora.client_ip(request),
-            duracion_ms=(time.perf_counter() - started) * 1000,
-            id_padre=bitacora.parent_id(request.GET),
-            resumen={"query": bitacora.redact(request.GET.dict())} if request.GET else {},
+        body["id_bitacora_log"] = bitacora.bitacora_de_solicitud(
+            request, estado=status_code, inicio=started
         )
-    return JsonResponse(body, status=status_code, json_dumps_params={"ensure_ascii": False})
+    return JsonResponse(
+        body,
+        status=status_code,
+        json_dumps_params={"ensure_ascii": False, "separators": (",", ":")},
+    )
 
 
+def bad_request(request, exception=None):
+    envelope = envelope_for(request.path)
+    if envelope is not None:
+        return _api_error(request, envelope, 400)
+    return defaults.bad_request(request, exception)
+
+
+@csrf_exempt
 def not_found(request, exception=None):
     envelope = envelope_for(request.path)
     if envelope is not None:

@@ -7,7 +7,7 @@ from django.core.cache import cache
 from django.db import connection
 from django.http import JsonResponse
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_safe
 
 from .celery import app as celery_app
 
@@ -45,7 +45,7 @@ def _broker():
 
 
 @never_cache
-@require_GET
+@require_safe
 def healthz(request):
     checks = {"database": _check(_database), "cache": _check(_cache), "broker": _check(_broker)}
     healthy = all(check["ok"] for check in checks.values())

@@ -5,6 +5,8 @@ present (`make run` writes one with generated keys); real deployments set the en
 Secrets may also be given as `NAME_FILE` pointing at a file that holds the value.
 """
 
+import ipaddress
+import re
 from pathlib import Path
 
 import environ
@@ -18,6 +20,11 @@ env = environ.Env()
 ENV_FILE = env.str("ENV_FILE", default=str(BASE_DIR / ".env"))
 if ENV_FILE and Path(ENV_FILE).is_file():
     environ.Env.read_env(ENV_FILE, overwrite=False)
+
+
+def env_list(name: str, default: list[str] | None = None) -> list[str]:
+    """A comma-separated variable as a list, empty items dropped (`NAME=` means none)."""
+    return [item.strip() for item in env.list(name, default=default or []) if item.strip()]
 
 
 def secret(name, default=None):
@@ -40,9 +47,14 @@ if not SECRET_KEY:
     SECRET_KEY = "insecure-development-key-only-for-debug"  # noqa: S105
 
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
-CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
 # Client IPs come from REMOTE_ADDR unless the request came through one of these proxies.
-TRUSTED_PROXIES = env.list("TRUSTED_PROXIES", default=[])
+TRUSTED_PROXIES = env_list("TRUSTED_PROXIES")
+for _proxy in TRUSTED_PROXIES:
+    try:
+        ipaddress.ip_network(_proxy, strict=False)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"TRUSTED_PROXIES: {_proxy!r} is not an IP or CIDR.") from exc
 SITE_URL = env.str("SITE_URL", default="http://127.0.0.1:8000")
 
 INSTALLED_APPS = [
@@ -134,6 +146,8 @@ if REDIS_URL:
         "default": {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": REDIS_URL,
+            # A Redis that stops answering must not hang every request that uses the cache.
+            "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2},
             "KEY_PREFIX": env.str("CACHE_KEY_PREFIX", default="incidencias"),
         }
     }
@@ -146,13 +160,13 @@ else:
 # directory (the SQLAlchemy transport would add a dependency and fight SQLite's write lock).
 CELERY_DIR = VAR_DIR / "celery"
 if REDIS_URL:
-    CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL)
-    CELERY_RESULT_BACKEND = env.str("CELERY_RESULT_BACKEND", default=REDIS_URL)
+    CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="") or REDIS_URL
+    CELERY_RESULT_BACKEND = env.str("CELERY_RESULT_BACKEND", default="") or REDIS_URL
     CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 else:
-    CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://")
-    CELERY_RESULT_BACKEND = env.str(
-        "CELERY_RESULT_BACKEND", default=f"file://{CELERY_DIR / 'results'}"
+    CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="") or "filesystem://"
+    CELERY_RESULT_BACKEND = (
+        env.str("CELERY_RESULT_BACKEND", default="") or f"file://{CELERY_DIR / 'results'}"
     )
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(CELERY_DIR / "queue"),
@@ -254,6 +268,10 @@ ENCRYPTION_KEYS = secret("ENCRYPTION_KEYS", default="")
 ENCRYPTION_ACTIVE_KEY = env.str("ENCRYPTION_ACTIVE_KEY", default="")
 if not ENCRYPTION_KEYS and not DEBUG:
     raise ImproperlyConfigured("ENCRYPTION_KEYS must be set when DEBUG is off.")
+if ENCRYPTION_KEYS:
+    from sso.crypto import parse_keys
+
+    parse_keys(ENCRYPTION_KEYS, ENCRYPTION_ACTIVE_KEY)  # a bad key fails at start-up
 
 # --- Audit log ------------------------------------------------------------------------------
 BITACORA_RETENTION_DAYS = env.int("BITACORA_RETENTION_DAYS", default=365)
@@ -261,9 +279,13 @@ BITACORA_RETENTION_DAYS = env.int("BITACORA_RETENTION_DAYS", default=365)
 # --- API ------------------------------------------------------------------------------------
 # Largest request body the JSON APIs read; larger ones get 413. Some views allow more.
 API_MAX_BODY_BYTES = env.int("API_MAX_BODY_BYTES", default=1024 * 1024)
-DATA_UPLOAD_MAX_MEMORY_SIZE = API_MAX_BODY_BYTES
+# Django refuses (413) any body over this before reading it: the largest a view accepts
+# (POST /api/correo/save carries whole mails in base64). Each view then applies its own limit.
+DATA_UPLOAD_MAX_MEMORY_SIZE = max(API_MAX_BODY_BYTES, INGEST_MAX_BYTES * 4 // 3 + 1024 * 1024)
 # Requests each consumer may make to one consumo endpoint ("600/min", "20/s"); empty: no limit.
 CONSUMO_RATE = env.str("CONSUMO_RATE", default="")
+if CONSUMO_RATE and not re.fullmatch(r"\d+/(s|sec|second|m|min|minute|h|hour|d|day)", CONSUMO_RATE):
+    raise ImproperlyConfigured(f"CONSUMO_RATE {CONSUMO_RATE!r}: use N/s, N/min, N/hour or N/day.")
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [],
@@ -303,9 +325,14 @@ SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=not DEBUG)
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
+# Messages live in the session, not in a signed-but-readable cookie (they can carry a secret
+# shown once, such as a new API consumer's).
+MESSAGE_STORAGE = "django.contrib.messages.storage.session.SessionStorage"
+# Error reports also hide URLs with credentials (database, cache, broker).
+DEFAULT_EXCEPTION_REPORTER_FILTER = "incidencias.errors.FiltroInformeErrores"
 if env.bool("SECURE_PROXY_SSL_HEADER", default=False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
-SILENCED_SYSTEM_CHECKS = env.list("SILENCED_SYSTEM_CHECKS", default=[])
+SILENCED_SYSTEM_CHECKS = env_list("SILENCED_SYSTEM_CHECKS")
 
 # --- Logging --------------------------------------------------------------------------------
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
@@ -329,4 +356,10 @@ def _every(name: str, default: int) -> dict:
 
 CELERY_BEAT_SCHEDULE = {
     "podar-bitacora": {"task": "sso.podar_bitacora", **_every("SCHEDULE_PODAR_BITACORA", 86400)},
+    # Each mailbox is polled when its own interval (CuentaCorreo.intervalo_segundos) has
+    # passed: this only says how often beat looks for mailboxes that are due.
+    "sondear-buzones": {
+        "task": "incidencias.sondear_buzones",
+        **_every("SCHEDULE_SONDEAR_BUZONES", 30),
+    },
 }

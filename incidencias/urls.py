@@ -33,5 +33,6 @@ urlpatterns = [
     *api_fallback,
 ]
 
+handler400 = "incidencias.errors.bad_request"
 handler404 = "incidencias.errors.not_found"
 handler500 = "incidencias.errors.server_error"

@@ -91,6 +91,9 @@ class ConsumidorAPIAdmin(admin.ModelAdmin):
     readonly_fields = ["creado", "rotado", "revocado"]
     actions = ["rotar", "revocar"]
 
+    def has_delete_permission(self, request, obj=None):
+        return False  # revoke instead: the audit log keeps pointing at the consumer
+
     def save_model(self, request, obj, form, change):
         if change:
             super().save_model(request, obj, form, change)

@@ -1,12 +1,15 @@
 """The audit log (bitácora): one row per API call, with nothing secret in it."""
 
 import ipaddress
+import json
 import logging
+import math
+import time
 from datetime import timedelta
 from functools import lru_cache
 
 from django.conf import settings
-from django.db import connection
+from django.db import connection, transaction
 from django.utils import timezone
 
 from .models import Bitacora
@@ -14,10 +17,24 @@ from .models import Bitacora
 logger = logging.getLogger("incidencias.bitacora")
 
 REDACTED = "********"
-_SENSITIVE = ("password", "secret", "token", "clave", "pin", "authorization", "code", "otp")
+_SENSITIVE = (
+    "password", "passwd", "pass", "pwd", "contrasena", "contraseña", "secret", "secreto", "token",
+    "clave", "llave", "key", "pin", "authorization", "cookie", "code", "codigo", "código", "otp",
+)  # fmt: skip
 _MAX_STRING = 300
 _MAX_ITEMS = 50
 _MAX_DEPTH = 4
+_MAX_SUMMARY = 4000  # characters of JSON per row
+
+
+def _clean(text: str) -> str:
+    """Text any database stores: no NUL, no lone surrogates."""
+    text = text.replace("\x00", "")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text
 
 
 def _is_sensitive(key: str) -> bool:
@@ -35,7 +52,7 @@ def redact(value, depth: int = 0):
             if index >= _MAX_ITEMS:
                 out["…"] = f"{len(value) - _MAX_ITEMS} more"
                 break
-            key = str(key)[:100]
+            key = _clean(str(key)[:100])
             if _is_sensitive(key):
                 out[key] = REDACTED
             elif key == "content" and isinstance(item, str):
@@ -49,7 +66,10 @@ def redact(value, depth: int = 0):
             items.append(f"… {len(value) - _MAX_ITEMS} more")
         return items
     if isinstance(value, str):
+        value = _clean(value)
         return value if len(value) <= _MAX_STRING else value[:_MAX_STRING] + "…"
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
     if value is None or isinstance(value, bool | int | float):
         return value
     return redact(str(value), depth + 1)
@@ -139,30 +159,72 @@ def bitacora_registrar(
     id_padre: int | None = None,
     resumen: dict | None = None,
 ) -> int | None:
-    """Append one audit row and return its id (None if it could not be written)."""
+    """Append one audit row and return its id (None if it could not be written).
+
+    Inside a transaction the row is written in a savepoint, so a failure never breaks it.
+    """
+    resumen = resumen or {}
+    if len(json.dumps(resumen, ensure_ascii=False)) > _MAX_SUMMARY:
+        resumen = {"truncado": json.dumps(resumen, ensure_ascii=False)[:_MAX_SUMMARY]}
+    values = {
+        "creado": timezone.now(),
+        "endpoint": _clean(endpoint)[:255],
+        "metodo": metodo[:10],
+        "estado": estado,
+        "ip": ip,
+        "duracion_ms": round(duracion_ms, 3),
+        "consumidor": consumidor_id,
+        "usuario": usuario_id,
+        "id_padre": id_padre,
+        "resumen": resumen,
+    }
     try:
-        return _insert(
-            {
-                "creado": timezone.now(),
-                "endpoint": endpoint[:255],
-                "metodo": metodo[:10],
-                "estado": estado,
-                "ip": ip,
-                "duracion_ms": round(duracion_ms, 3),
-                "consumidor": consumidor_id,
-                "usuario": usuario_id,
-                "id_padre": id_padre,
-                "resumen": resumen or {},
-            }
-        )
+        if not connection.in_atomic_block:
+            return _insert(values)  # autocommit: the statement is its own transaction
+        with transaction.atomic():  # a savepoint: a failure leaves the caller's work intact
+            return _insert(values)
     except Exception:
         logger.exception("Could not write the audit row for %s %s", metodo, endpoint)
         return None
 
 
+def bitacora_de_solicitud(
+    request,
+    *,
+    estado: int,
+    inicio: float,
+    consumidor_id: int | None = None,
+    consumidor_intentado: str = "",
+    usuario_id: int | None = None,
+    body: dict | None = None,
+) -> int | None:
+    """The audit row of one API request, from what every family knows about it."""
+    query = request.GET
+    resumen = {}
+    if body:
+        resumen["body"] = redact(body)
+    if query:
+        resumen["query"] = redact(query.dict())
+    if consumidor_id is None and consumidor_intentado:
+        resumen["consumidor"] = _clean(consumidor_intentado[:80])
+    return bitacora_registrar(
+        endpoint=request.path,
+        metodo=request.method or "",
+        estado=estado,
+        ip=client_ip(request),
+        duracion_ms=(time.perf_counter() - inicio) * 1000,
+        consumidor_id=consumidor_id,
+        usuario_id=usuario_id,
+        id_padre=parent_id(body or {}, query),
+        resumen=resumen,
+    )
+
+
 def bitacora_podar(*, dias: int | None = None) -> int:
     """Delete audit rows older than `dias` days (BITACORA_RETENTION_DAYS by default)."""
     dias = settings.BITACORA_RETENTION_DAYS if dias is None else dias
+    if dias < 1:
+        raise ValueError("The audit log keeps at least one day.")
     limite = timezone.now() - timedelta(days=dias)
     total = 0
     while True:  # in batches, so a large backlog never holds one long lock

@@ -12,6 +12,7 @@ import hmac
 import secrets
 import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -35,7 +36,9 @@ class Consumidor:
     permisos: frozenset[str]
 
 
-_cache: dict[str, tuple[float, Consumidor | None]] = {}
+# Least recently used last out: unknown names (cached too, so they cost no query) cannot
+# push out the consumers actually in use.
+_cache: OrderedDict[str, tuple[float, Consumidor | None]] = OrderedDict()
 _cache_lock = threading.Lock()
 _hmac_key: bytes | None = None
 
@@ -110,12 +113,17 @@ def consumidor_lookup(nombre: str) -> Consumidor | None:
     now = time.monotonic()
     hit = _cache.get(nombre)
     if hit is not None and hit[0] > now:
+        if hit[1] is not None:
+            with _cache_lock:
+                if nombre in _cache:
+                    _cache.move_to_end(nombre)
         return hit[1]
     consumidor = _load(nombre)
     with _cache_lock:
-        if len(_cache) >= _CACHE_MAX:
-            _cache.clear()
         _cache[nombre] = (now + settings.CONSUMIDOR_CACHE_SECONDS, consumidor)
+        _cache.move_to_end(nombre)
+        while len(_cache) > _CACHE_MAX:
+            _cache.popitem(last=False)
     return consumidor
 
 

@@ -10,13 +10,14 @@ import base64
 import hashlib
 import os
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
+from django.views.decorators.debug import sensitive_variables
 
 VERSION = "v1"
 NONCE_BYTES = 12
@@ -28,7 +29,7 @@ class DecryptionError(Exception):
 
 @dataclass(frozen=True)
 class Keyring:
-    keys: dict[str, bytes]
+    keys: dict[str, bytes] = field(repr=False)
     active: str
 
 
@@ -36,6 +37,7 @@ _lock = threading.Lock()
 _keyring: Keyring | None = None
 
 
+@sensitive_variables("spec", "keys", "key", "encoded", "item")
 def parse_keys(spec: str, active: str = "") -> Keyring:
     keys: dict[str, bytes] = {}
     for item in filter(None, (part.strip() for part in spec.split(","))):
@@ -90,6 +92,7 @@ def generate_key() -> str:
     return base64.b64encode(os.urandom(32)).decode()
 
 
+@sensitive_variables("plaintext", "ring", "sealed")
 def encrypt(plaintext: str, associated_data: str) -> str:
     ring = keyring()
     nonce = os.urandom(NONCE_BYTES)
@@ -107,6 +110,7 @@ def key_id_of(token: str) -> str | None:
     return parts[1]
 
 
+@sensitive_variables("key", "raw", "plain")
 def decrypt(token: str, associated_data: str) -> str:
     parts = token.split(":", 2) if isinstance(token, str) else []
     if len(parts) != 3 or parts[0] != VERSION:

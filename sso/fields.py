@@ -61,7 +61,9 @@ class EncryptedTextField(models.TextField):
     def get_db_prep_value(self, value, connection, prepared=False):
         if value is None:
             return None
-        return crypto.encrypt(str(value), self.associated_data())
+        return crypto.encrypt(
+            value if isinstance(value, str) else str(value), self.associated_data()
+        )
 
     def value_to_string(self, obj):
         value = self.value_from_object(obj)
@@ -75,7 +77,9 @@ def encrypted_fields():
     from django.apps import apps
 
     for model in apps.get_models():
-        for field in model._meta.concrete_fields:
+        if model._meta.proxy:
+            continue
+        for field in model._meta.local_concrete_fields:
             if isinstance(field, EncryptedTextField):
                 yield model, field
 

@@ -1,5 +1,6 @@
 from django.contrib.auth.models import AbstractUser
 from django.core.exceptions import ValidationError
+from django.core.validators import RegexValidator
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -147,7 +148,17 @@ class ConsumidorAPI(models.Model):
         CORREO_SAVE = "correo.save", _("Mail: incoming mail")
         USUARIOS = "usuarios", _("Internal users")
 
-    nombre = models.CharField(_("name"), max_length=80, unique=True)
+    nombre = models.CharField(
+        _("name"),
+        max_length=80,
+        unique=True,
+        validators=[
+            RegexValidator(
+                r"^[A-Za-z0-9._-]+$",
+                _("Letters, digits, dots, hyphens and underscores only (it travels in a header)."),
+            )
+        ],
+    )
     descripcion = models.CharField(_("purpose"), max_length=255, blank=True)
     secreto_hash = models.CharField(_("secret (HMAC-SHA256)"), max_length=64, editable=False)
     permisos = models.JSONField(_("permissions"), default=list, blank=True)
@@ -171,12 +182,14 @@ class ConsumidorAPI(models.Model):
 
 
 class Bitacora(models.Model):
-    """The audit log: one row per API call, failed ones included. Append-only."""
+    """The audit log: one row per API call, failed ones included. Append-only: deleting a
+    consumer or a user leaves their rows as they were (no constraint, no cascade)."""
 
     creado = models.DateTimeField(_("when"), default=timezone.now, db_index=True)
     consumidor = models.ForeignKey(
         ConsumidorAPI,
-        on_delete=models.SET_NULL,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
         null=True,
         blank=True,
         related_name="+",
@@ -184,7 +197,8 @@ class Bitacora(models.Model):
     )
     usuario = models.ForeignKey(
         Usuario,
-        on_delete=models.SET_NULL,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
         null=True,
         blank=True,
         related_name="+",

@@ -14,6 +14,7 @@ from django.utils import translation
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication
+from rest_framework.negotiation import BaseContentNegotiation, DefaultContentNegotiation
 from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
 from rest_framework.throttling import SimpleRateThrottle
@@ -21,7 +22,7 @@ from rest_framework.views import APIView
 
 from .. import bitacora
 from ..consumidores import Consumidor, consumidor_autenticar
-from .envelopes import ENVELOPE_A
+from .envelopes import ENVELOPE_A, ApiError
 from .parsers import JSONParser
 
 HEADER_NAME = "HTTP_X_USER_CONSUMO"
@@ -80,8 +81,20 @@ class ConsumoRateThrottle(SimpleRateThrottle):
         return f"throttle:consumo:{consumidor.id}:{view.__class__.__name__}"
 
 
+class IgnoreAccept(BaseContentNegotiation):
+    """JSON whatever the client's Accept header says: the contract has one format."""
+
+    def select_parser(self, request, parsers):
+        return DefaultContentNegotiation().select_parser(request, parsers)
+
+    def select_renderer(self, request, renderers, format_suffix=None):
+        return renderers[0], renderers[0].media_type
+
+
 class ConsumoAPIView(APIView):
     envelope = ENVELOPE_A
+    content_negotiation_class = IgnoreAccept
+    metadata_class = None  # OPTIONS is a 405 like any other unsupported method
     authentication_classes = [ConsumoAuthentication]
     permission_classes = [TienePermisoConsumo]
     throttle_classes = [ConsumoRateThrottle]
@@ -93,6 +106,15 @@ class ConsumoAPIView(APIView):
         self._started = time.perf_counter()
         with translation.override(settings.LANGUAGE_CODE):
             return super().dispatch(request, *args, **kwargs)
+
+    def initial(self, request, *args, **kwargs):
+        meta = request.META
+        if "chunked" in meta.get("HTTP_TRANSFER_ENCODING", "").lower() and not meta.get(
+            "CONTENT_LENGTH"
+        ):
+            # Django reads no body without Content-Length: refuse rather than act on nothing.
+            raise ApiError(411, self.envelope.message_for(411))
+        super().initial(request, *args, **kwargs)
 
     def ok(self, data=None, message: str = "", status_code: int = 200) -> Response:
         body = self.envelope.success(data=data, message=message, status_code=status_code)
@@ -110,23 +132,13 @@ class ConsumoAPIView(APIView):
         consumidor = getattr(request, "auth", None) if hasattr(request, "_authenticator") else None
         consumidor = consumidor if isinstance(consumidor, Consumidor) else None
         user = getattr(request, "_user", None)
-        usuario_id = user.pk if getattr(user, "is_authenticated", False) else None
         body = getattr(request, "_full_data", None)
-        body = body if isinstance(body, dict) else {}
-        resumen = {"body": bitacora.redact(body)} if body else {}
-        if request.query_params:
-            resumen["query"] = bitacora.redact(request.query_params.dict())
-        if consumidor is None:
-            resumen["consumidor"] = request.META.get(HEADER_NAME, "")[:80]
-        return bitacora.bitacora_registrar(
-            endpoint=request.path,
-            metodo=request.method,
+        return bitacora.bitacora_de_solicitud(
+            request,
             estado=response.status_code,
-            ip=bitacora.client_ip(request),
-            duracion_ms=(time.perf_counter() - getattr(self, "_started", time.perf_counter()))
-            * 1000,
+            inicio=getattr(self, "_started", time.perf_counter()),
             consumidor_id=consumidor.id if consumidor else None,
-            usuario_id=usuario_id,
-            id_padre=bitacora.parent_id(body, request.query_params),
-            resumen=resumen,
+            consumidor_intentado=request.META.get(HEADER_NAME, ""),
+            usuario_id=user.pk if getattr(user, "is_authenticated", False) else None,
+            body=body if isinstance(body, dict) else None,
         )

@@ -8,7 +8,9 @@ view writes its own error code and nothing returns a bare 500.
 import logging
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
-from django.http import Http404
+from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.http import Http404, UnreadablePostError
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import set_rollback
@@ -28,6 +30,7 @@ class Envelope:
         404: "Recurso no encontrado.",
         405: "Método no permitido.",
         406: "Formato de respuesta no aceptable.",
+        411: "Se requiere la cabecera Content-Length.",
         413: "El cuerpo de la solicitud excede el tamaño permitido.",
         415: "Tipo de contenido no soportado.",
         422: "Datos inválidos.",
@@ -95,11 +98,20 @@ def _field_errors(detail) -> dict:
 
 def classify(exc) -> tuple[int, dict | None, dict]:
     """(status, field errors, extra headers) for an exception."""
+    headers = {}
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):
         exc = exceptions.PermissionDenied()
-    headers = {}
+    elif isinstance(exc, RequestDataTooBig):
+        return status.HTTP_413_REQUEST_ENTITY_TOO_LARGE, None, headers
+    elif isinstance(exc, SuspiciousOperation | UnreadablePostError):
+        return status.HTTP_400_BAD_REQUEST, None, headers
+    elif isinstance(exc, DjangoValidationError):
+        errors = (
+            exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
+        )
+        return status.HTTP_422_UNPROCESSABLE_ENTITY, errors, headers
     if isinstance(exc, exceptions.ValidationError):
         return status.HTTP_422_UNPROCESSABLE_ENTITY, _field_errors(exc.detail), headers
     if isinstance(exc, exceptions.Throttled) and exc.wait is not None:

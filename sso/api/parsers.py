@@ -1,4 +1,8 @@
-"""Request parsers that refuse oversized bodies before reading them whole."""
+"""Request parsers with a per-view size limit and strict JSON.
+
+Django refuses bodies over DATA_UPLOAD_MAX_MEMORY_SIZE (the largest any view accepts) before
+reading them; these parsers then hold each view to its own `max_body_bytes`.
+"""
 
 import codecs
 import json
@@ -44,8 +48,10 @@ class JSONParser(parsers.JSONParser):
         try:
             codecs.lookup(encoding)
             text = raw.decode(encoding)
-            return json.loads(text, parse_constant=_reject_constant) if text.strip() else {}
-        except (LookupError, UnicodeDecodeError, ValueError) as exc:
+            if not text.strip():
+                return {}
+            return json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
+        except (LookupError, UnicodeDecodeError, ValueError, RecursionError) as exc:
             raise ParseError("JSON parse error") from exc
 
 
@@ -53,12 +59,8 @@ def _reject_constant(name):
     raise ValueError(f"{name} is not valid JSON")
 
 
-class FormParser(parsers.FormParser):
-    """URL-encoded forms with the same size limit."""
-
-    def parse(self, stream, media_type=None, parser_context=None):
-        from io import BytesIO
-
-        parser_context = parser_context or {}
-        raw = read_bounded(stream, parser_context["request"], body_limit(parser_context))
-        return super().parse(BytesIO(raw), media_type, parser_context)
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise ValueError(f"{text} is out of range")
+    return value

@@ -45,7 +45,9 @@ class UsuarioInternoGetView(ConsumoAPIView):
     class InputSerializer(serializers.Serializer):
         user = serializers.CharField(required=False, allow_blank=True, max_length=150)
         email = serializers.EmailField(required=False, allow_blank=True)
-        departamento = serializers.IntegerField(required=False, allow_null=True, min_value=1)
+        departamento = serializers.IntegerField(
+            required=False, allow_null=True, min_value=1, max_value=2**63 - 1
+        )
         id_bitacora_log = serializers.CharField(required=False, allow_blank=True)
 
     @extend_schema_serializer(component_name="UsuarioInterno")

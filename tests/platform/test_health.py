@@ -58,8 +58,15 @@ def test_it_answers_503_when_the_broker_is_unreachable(client, monkeypatch):
 
 
 @pytest.mark.parametrize("method", ["post", "put", "patch", "delete"])
-def test_it_allows_only_get(client, method):
+def test_it_allows_only_get_and_head(client, method):
     response = getattr(client, method)("/healthz")
 
     assert response.status_code == 405
-    assert response["Allow"] == "GET"
+    assert response["Allow"] == "GET, HEAD"
+
+
+@pytest.mark.django_db
+def test_it_answers_head_probes(client):
+    response = client.head("/healthz")
+    assert response.status_code == 200
+    assert response.content == b""

@@ -50,7 +50,7 @@ class Command(BaseCommand):
 
     def _listar(self, **_):
         for c in ConsumidorAPI.objects.all():
-            state = "active" if c.activo and not c.revocado else "revoked"
+            state = "revoked" if c.revocado else ("active" if c.activo else "inactive")
             self.stdout.write(f"{c.nombre}\t{state}\t{','.join(c.permisos)}\t{c.descripcion}")
 
     def _rotar(self, *, nombre, **_):
