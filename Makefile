@@ -15,8 +15,8 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-.env:
-	$(PY) -m incidencias.envfile > .env
+.env: | $(STAMP)
+	$(PY) -m incidencias.envfile > .env.tmp && mv .env.tmp .env
 
 run: install .env
 	mkdir -p var
@@ -39,7 +39,7 @@ format: install
 	$(BIN)/ruff check --fix .
 
 check: install
-	$(PY) manage.py makemigrations --check --dry-run
+	DEBUG=1 $(PY) manage.py makemigrations --check --dry-run
 
 messages: install
 	$(PY) manage.py makemessages -l es -l en --ignore=.venv --ignore=var
@@ -47,6 +47,7 @@ messages: install
 
 bench: install
 	$(PY) bench/api.py
+	$(PY) bench/ingest.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache
