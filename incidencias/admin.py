@@ -2,6 +2,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.utils.translation import gettext_lazy as _
 
+from .imap import sondear_buzones
 from .ingest import correo_fallido_reprocesar
 from .models import (
     Adjunto,
@@ -93,6 +94,19 @@ class CuentaCorreoAdmin(admin.ModelAdmin):
     search_fields = ["user", "host"]
     readonly_fields = ["ultimo_sondeo", "ultimo_error", "ultimo_error_en"]
     inlines = [EstadoCarpetaInline]
+    actions = ["sondear_ahora", "releer_desde_el_inicio"]
+
+    @admin.action(description=_("Poll now"))
+    def sondear_ahora(self, request, queryset):
+        for cuenta in queryset.filter(estado=CuentaCorreo.Estado.ACTIVO):
+            for resumen in sondear_buzones(cuenta_id=cuenta.pk, solo_vencidas=False):
+                nivel = messages.ERROR if resumen.error else messages.SUCCESS
+                self.message_user(request, str(resumen), nivel)
+
+    @admin.action(description=_("Read the folders again from the start (duplicates are skipped)"))
+    def releer_desde_el_inicio(self, request, queryset):
+        borradas, _detalle = EstadoCarpeta.objects.filter(cuenta__in=queryset).delete()
+        self.message_user(request, _("%(n)d folder states reset.") % {"n": borradas})
 
 
 class AdjuntoInline(admin.TabularInline):
