@@ -12,6 +12,7 @@ import re
 import traceback
 from dataclasses import dataclass
 from datetime import timedelta
+from email.utils import parseaddr
 
 from django.conf import settings
 from django.core.files.base import ContentFile
@@ -105,6 +106,7 @@ def ingest(
     canal: str = Ticket.Canal.CORREO,
 ) -> Resultado:
     """Store one normalised message, exactly once per `fuente` and Message-ID."""
+    mensaje.sanear()  # messages built from JSON have not been through parse_raw
     clave = mensaje.clave_dedup()
     try:
         with transaction.atomic():
@@ -132,7 +134,12 @@ def _ingest(mensaje, *, fuente, clave, cuenta, canal) -> Resultado:
 
     ticket = _hilo(mensaje)
     creado = False
-    if ticket is not None and ticket.estado == Ticket.Estado.CERRADO and not _reabrible(ticket):
+    if (
+        ticket is not None
+        and ticket.estado == Ticket.Estado.CERRADO
+        and not mensaje.automatico  # machine mail stays on the ticket it refers to
+        and not _reabrible(ticket)
+    ):
         anterior, ticket = ticket, None
     else:
         anterior = None
@@ -164,8 +171,10 @@ def _duplicado(fuente: str, clave: str) -> Resultado | None:
 
 
 def _hilo(mensaje: MensajeEntrante) -> Ticket | None:
-    """The ticket a message continues: by its headers, else by a tag from a participant."""
-    ids = list(dict.fromkeys([*mensaje.in_reply_to, *reversed(mensaje.references)]))
+    """The ticket a message continues: by its headers (a bounce: by those of the message it
+    returns), else by a tag from a participant."""
+    ids = [*mensaje.in_reply_to, *reversed(mensaje.references), *mensaje.originales]
+    ids = list(dict.fromkeys(ids))
     if ids:
         found = dict(
             DetalleTicket.objects.filter(message_id__in=ids[:100])
@@ -200,7 +209,7 @@ def _reabrible(ticket: Ticket) -> bool:
 
 
 def _propias() -> set[str]:
-    propias = {settings.DEFAULT_FROM_EMAIL.lower()}
+    propias = {_direccion_remitente()}
     propias.update(
         u.lower() for u in CuentaCorreo.objects.values_list("user", flat=True) if "@" in u
     )
@@ -377,8 +386,13 @@ def _guardar_archivo(field, contenido: bytes, sufijo: str, sha: str | None = Non
 
 def dominio_propio() -> str:
     """The domain of the Message-IDs we generate (mail carrying it is our own)."""
-    dominio = settings.MESSAGE_ID_DOMAIN or settings.DEFAULT_FROM_EMAIL.rpartition("@")[2]
+    dominio = settings.MESSAGE_ID_DOMAIN or _direccion_remitente().rpartition("@")[2]
     return dominio.lower()
+
+
+def _direccion_remitente() -> str:
+    """DEFAULT_FROM_EMAIL's address: the setting may be `Name <address>`."""
+    return parseaddr(settings.DEFAULT_FROM_EMAIL)[1].lower()
 
 
 def _fallido_de(mensaje, motivo, *, fuente, cuenta) -> CorreoFallido:

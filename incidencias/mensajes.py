@@ -7,15 +7,21 @@ parse is the cost of ingestion. Nothing here raises on bad input: unknown charse
 MIME and undecodable headers degrade to a best-effort text with a note.
 """
 
+import base64
+import binascii
 import email
+import functools
 import hashlib
+import mimetypes
+import quopri
 import re
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from email.header import decode_header, make_header
+from email import errors as email_errors
 from email.message import Message
 from email.policy import Compat32
-from email.utils import getaddresses, parseaddr, parsedate_to_datetime
+from email.utils import getaddresses, parsedate_to_datetime
 from html.parser import HTMLParser
 
 import nh3
@@ -55,6 +61,26 @@ class MensajeEntrante:
     # Machine mail: "" (a person), "autorespuesta", "rebote" or "bucle" (our own mail).
     automatico: str = ""
     rebotados: list[str] = field(default_factory=list)
+    # Message-IDs of the message a bounce returns: threading falls back to them.
+    originales: list[str] = field(default_factory=list)
+
+    def sanear(self) -> "MensajeEntrante":
+        """Drop what no database stores: NUL characters and lone surrogates (UTF-7, escapes).
+
+        PostgreSQL refuses NUL in text and JSON; lone surrogates cannot be encoded at all."""
+        for name in ("message_id", "asunto", "de_nombre", "de_email", "texto", "html", "sistema"):
+            setattr(self, name, _sano(getattr(self, name)))
+        for name in (
+            "in_reply_to", "references", "para", "cc", "bcc", "responder_a", "notas",
+            "rebotados", "originales",
+        ):  # fmt: skip
+            setattr(self, name, [_sano(item) for item in getattr(self, name)])
+        self.headers = {_sano(k): _sano(v) for k, v in self.headers.items()}
+        for adjunto in self.adjuntos:
+            adjunto.nombre = _sano(adjunto.nombre)
+            adjunto.content_type = _sano(adjunto.content_type)
+            adjunto.content_id = _sano(adjunto.content_id)
+        return self
 
     def clave_dedup(self) -> str:
         """Message-ID, or a deterministic hash of the headers and body when it has none."""
@@ -79,6 +105,18 @@ _MSGID = re.compile(r"<([^<>\s]+)>")
 
 
 _RAW_8BIT = re.compile("[\udc80-\udcff]")
+# The charsets the message being parsed declares: candidates for its raw 8-bit headers.
+_charsets_del_mensaje: ContextVar[tuple[str, ...]] = ContextVar("charsets", default=())
+
+
+_ENCODED_WORD = re.compile(r"=\?([^?\s]*)\?([qQbB])\?(.*?)\?=")
+_UNSAFE = re.compile("[\x00\ud800-\udfff]")
+
+
+def _sano(text: str) -> str:
+    if not text or not _UNSAFE.search(text):
+        return text
+    return _UNSAFE.sub(lambda m: "" if m.group() == "\x00" else "\ufffd", text)
 
 
 def decode_text(value) -> str:
@@ -89,44 +127,92 @@ def decode_text(value) -> str:
         value = str(value)
     if _RAW_8BIT.search(value):
         # Raw 8-bit bytes in a header (RFC 6532, or a careless client): compat32 hands them
-        # over as surrogates. UTF-8 when they are, else Latin-1, which always decodes.
+        # over as surrogates. UTF-8 when they are, else a charset the message declares.
         raw = value.encode("utf-8", "surrogateescape")
-        value = _decode_bytes(raw, "utf-8")
+        value = _decode_bytes(raw, None, _charsets_del_mensaje.get())
+    value = _unfold(value)  # an encoded word may be folded across lines
     if "=?" not in value:
-        return _unfold(value)
-    try:
-        return _unfold(str(make_header(decode_header(value))))
-    except (LookupError, UnicodeError, ValueError, AssertionError):
-        parts = []
-        for chunk, charset in decode_header(value):
-            if isinstance(chunk, bytes):
-                parts.append(_decode_bytes(chunk, charset))
-            else:
-                parts.append(chunk)
-        return _unfold("".join(parts))
+        return _sano(value)
+    parts, pos, pending, pending_charset = [], 0, b"", None
+    for match in _ENCODED_WORD.finditer(value):
+        between = value[pos : match.start()]
+        charset = match.group(1).split("*")[0]  # RFC 2231 language suffix
+        data = _decode_word(match.group(2), match.group(3))
+        if pending and (between.strip() or charset.lower() != pending_charset):
+            parts.append(_decode_bytes(pending, pending_charset))
+            pending = b""
+        if not pending and (between.strip() or not parts):
+            parts.append(between)  # whitespace between adjacent encoded words is dropped
+        # Adjacent words in one charset are decoded together: mailers split characters.
+        pending, pending_charset = pending + data, charset.lower()
+        pos = match.end()
+    if pending:
+        parts.append(_decode_bytes(pending, pending_charset))
+    parts.append(value[pos:])
+    return _sano("".join(parts).strip())
+
+
+def _decode_word(encoding: str, text: str) -> bytes:
+    if encoding in "bB":
+        text = re.sub(r"[^A-Za-z0-9+/]", "", text)
+        try:
+            return base64.b64decode(text + "=" * (-len(text) % 4))
+        except (binascii.Error, ValueError):
+            return text.encode("ascii", "replace")
+    return quopri.decodestring(text.encode("utf-8", "surrogateescape"), header=True)
 
 
 def _unfold(value: str) -> str:
     return re.sub(r"\r?\n[ \t]+", " ", value).replace("\r", "").replace("\n", " ").strip()
 
 
-def _decode_bytes(data: bytes, charset: str | None) -> str:
-    for candidate in (charset, "utf-8"):
-        if not candidate:
+def _decode_bytes(data: bytes, charset: str | None, candidatos=()) -> str:
+    """Bytes as text: the declared charset, else UTF-8 (strict, so it rarely accepts what is
+    not), else 8-bit charsets sent under that label, else charsets the message declares
+    elsewhere (those that can fail first), else Latin-1, which never fails."""
+    codecs = [charset, "utf-8", *_COMPANIONS.get(_charset_alias(charset or ""), ())]
+    for candidato in sorted(candidatos, key=_permisivo):
+        codecs += [candidato, *_COMPANIONS.get(_charset_alias(candidato), ())]
+    for codec in codecs:
+        if not codec:
             continue
         try:
-            return data.decode(_charset_alias(candidate))
-        except (LookupError, UnicodeDecodeError):
+            return _sano(data.decode(_charset_alias(codec)))
+        except (LookupError, ValueError, TypeError):
             continue
-    return data.decode("latin-1")  # never fails: every byte is a character
+    return _sano(data.decode("latin-1"))
 
 
-_CHARSET_ALIASES = {"unicode-1-1-utf-7": "utf-7", "x-unknown": "latin-1", "ks_c_5601-1987": "cp949"}
+_CHARSET_ALIASES = {
+    "unicode-1-1-utf-7": "utf-7",
+    "x-unknown": "latin-1",
+    "ks_c_5601-1987": "cp949",
+    # Labels of GBK-encoded mail (WHATWG decodes them all as GBK, a subset of GB 18030).
+    "gb2312": "gb18030",
+    "gbk": "gb18030",
+    "x-gbk": "gb18030",
+    "cp936": "gb18030",
+    "iso-gb2312": "gb18030",
+    "gb_2312-80": "gb18030",
+    "csgb2312": "gb18030",
+}
+# 8-bit charsets commonly sent under a 7-bit label (raw Shift_JIS labelled ISO-2022-JP).
+_COMPANIONS = {"iso-2022-jp": ("cp932", "euc-jp"), "csiso2022jp": ("cp932", "euc-jp")}
 
 
 def _charset_alias(charset: str) -> str:
-    charset = charset.strip().strip('"').lower()
+    charset = str(charset).strip().strip('"').strip("'").lower()
     return _CHARSET_ALIASES.get(charset, charset)
+
+
+@functools.lru_cache(maxsize=256)
+def _permisivo(charset: str) -> bool:
+    """Whether a charset decodes any bytes (so it cannot tell a wrong guess)."""
+    try:
+        bytes(range(256)).decode(_charset_alias(charset))
+    except (LookupError, ValueError, TypeError):
+        return False
+    return True
 
 
 def message_ids(value) -> list[str]:
@@ -144,11 +230,24 @@ def message_ids(value) -> list[str]:
 
 
 def addresses(values) -> list[tuple[str, str]]:
-    """(name, lower-case address) pairs of address headers."""
-    decoded = [decode_text(value) for value in values if value]
+    """(name, lower-case address) pairs of address headers.
+
+    The header is split into addresses before its encoded words are decoded, so a decoded
+    comma or angle bracket in a display name cannot split it or smuggle in an address."""
+    words: list[str] = []
+
+    def hide(match):
+        words.append(match.group(0))
+        return f"qqencodedword{len(words) - 1}qq"
+
+    def show(text):
+        return re.sub(r"qqencodedword(\d+)qq", lambda m: words[int(m.group(1))], text)
+
+    hidden = [_ENCODED_WORD.sub(hide, _unfold(str(value))) for value in values if value]
     pairs = []
-    for name, addr in getaddresses(decoded):
-        addr = addr.strip().lower()
+    for name, addr in getaddresses(hidden):
+        name = decode_text(show(name))
+        addr = decode_text(show(addr)).strip().lower()
         if addr and "@" in addr and len(addr) <= 254:
             pairs.append((name.strip(), addr))
     return pairs
@@ -250,20 +349,28 @@ def _part_text(part: Message) -> str:
     payload = part.get_payload(decode=True)
     if payload is None:
         payload = part.get_payload()
-        return payload if isinstance(payload, str) else ""
-    return _decode_bytes(payload, part.get_content_charset())
+        return _sano(payload) if isinstance(payload, str) else ""
+    return _decode_bytes(payload, part.get_content_charset(), _charsets_del_mensaje.get())
 
 
 def _filename(part: Message) -> str:
-    try:
-        name = part.get_filename()
-    except (LookupError, UnicodeError, ValueError, TypeError):
-        name = None
-    if name is None:
-        name = part.get_param("name", header="content-type")
-        if isinstance(name, tuple):  # RFC 2231 triple
-            name = email.utils.collapse_rfc2231_value(name)
-    name = decode_text(name) if name else ""
+    """The declared file name: Content-Disposition `filename`, else Content-Type `name`
+    (RFC 2231, RFC 2047 or raw 8-bit); "" when neither gives one (`filename=""` included)."""
+    name = ""
+    for param, header in (("filename", "content-disposition"), ("name", "content-type")):
+        try:
+            value = part.get_param(param, header=header)
+        except (LookupError, UnicodeError, ValueError, TypeError):
+            value = None
+        if isinstance(value, tuple):  # RFC 2231: (charset, language, %-decoded text)
+            charset, _, text = value
+            try:
+                value = _decode_bytes(text.encode("latin-1"), charset or "utf-8")
+            except UnicodeEncodeError:
+                value = text
+        name = decode_text(value) if value else ""
+        if name.strip():
+            break
     # Only the last path component, without control characters.
     name = re.split(r"[\\/]", name)[-1]
     return re.sub(r"[\x00-\x1f\x7f]", "", name).strip()[:255]
@@ -297,6 +404,10 @@ def _walk(msg: Message, mensaje: MensajeEntrante, limite_adjuntos: int) -> None:
     usado = 0
     for part in _leaves(msg):
         ctype = part.get_content_type()
+        if part.get_content_maintype() == "multipart":
+            if not isinstance(part.get_payload(), str):
+                continue  # nested deeper than we follow
+            ctype = "text/plain"  # its boundary is missing or never occurs: the body is text
         disposition = str(part.get("Content-Disposition") or "").split(";")[0].strip().lower()
         nombre = _filename(part)
         content_id = (decode_text(part.get("Content-ID")) or "").strip().strip("<>")
@@ -308,6 +419,8 @@ def _walk(msg: Message, mensaje: MensajeEntrante, limite_adjuntos: int) -> None:
             continue
         if ctype == "message/delivery-status":
             mensaje.rebotados.extend(_failed_recipients(part))
+        if ctype in ("message/rfc822", "text/rfc822-headers", "message/rfc822-headers"):
+            mensaje.originales.extend(_original_ids(part))
         if part.get_content_maintype() == "message" and part.is_multipart():
             contenido, asunto = _attached_message(part)
             nombre = nombre or (
@@ -325,8 +438,9 @@ def _walk(msg: Message, mensaje: MensajeEntrante, limite_adjuntos: int) -> None:
             continue
         usado += len(contenido)
         if not nombre:
-            extension = {"message/rfc822": "eml", "text/html": "html", "text/plain": "txt"}
-            nombre = f"adjunto.{extension.get(ctype, 'bin')}"
+            extension = {"message/rfc822": ".eml", "text/plain": ".txt", "image/jpg": ".jpg"}
+            extension = extension.get(ctype) or mimetypes.guess_extension(ctype) or ".bin"
+            nombre = f"adjunto{extension}"
             if ctype == "message/delivery-status":
                 nombre = "delivery-status.txt"
         mensaje.adjuntos.append(
@@ -343,6 +457,17 @@ def _walk(msg: Message, mensaje: MensajeEntrante, limite_adjuntos: int) -> None:
     mensaje.html = sanitise_html(html)
     if not mensaje.texto and html:
         mensaje.texto = html_to_text(html)
+
+
+def _original_ids(part: Message) -> list[str]:
+    """Message-ID of a returned message (message/rfc822 or its headers only)."""
+    inner = part.get_payload()
+    inner = inner[0] if isinstance(inner, list) and inner else inner
+    if isinstance(inner, str):
+        inner = email.message_from_string(inner, policy=_POLICY)
+    if not isinstance(inner, Message):
+        return []
+    return message_ids(inner.get("Message-ID"))[:1]
 
 
 def _failed_recipients(part: Message) -> list[str]:
@@ -417,6 +542,22 @@ def parse_raw(raw: bytes, *, max_bytes: int, own_domain: str = "") -> MensajeEnt
     """Normalise one RFC 5322 message. Attachments beyond `max_bytes` in all are left out,
     each with a note; the message itself always comes through."""
     msg = email.message_from_bytes(raw, policy=_POLICY)
+    notas = []
+    if any(isinstance(d, email_errors.MissingHeaderBodySeparatorDefect) for d in msg.defects):
+        reparado = _reparar_cabeceras(raw)
+        if reparado is not None:
+            msg = email.message_from_bytes(reparado, policy=_POLICY)
+            notas.append("Cabecera rota (una línea sin nombre ni sangría): se reparó al leerla.")
+    token = _charsets_del_mensaje.set(_charsets_declarados(msg))
+    try:
+        mensaje = _parse(msg, raw, max_bytes=max_bytes, own_domain=own_domain)
+    finally:
+        _charsets_del_mensaje.reset(token)
+    mensaje.notas[:0] = notas
+    return mensaje.sanear()
+
+
+def _parse(msg: Message, raw: bytes, *, max_bytes: int, own_domain: str) -> MensajeEntrante:
     get = msg.get
     mensaje = MensajeEntrante(crudo=raw)
     ids = message_ids(get("Message-ID"))
@@ -424,13 +565,20 @@ def parse_raw(raw: bytes, *, max_bytes: int, own_domain: str = "") -> MensajeEnt
     mensaje.in_reply_to = message_ids(get("In-Reply-To"))
     mensaje.references = message_ids(get("References"))
     mensaje.asunto = decode_text(get("Subject"))[:998]
-    sender = addresses(msg.get_all("From") or []) or addresses(msg.get_all("Sender") or [])
+    sender = addresses(msg.get_all("From") or [])
     if sender:
         mensaje.de_nombre, mensaje.de_email = sender[0]
     else:
-        name, addr = parseaddr(decode_text(get("From")))
-        mensaje.de_nombre = name
-        mensaje.de_email = addr.lower() if "@" in addr else ""
+        # No address in From (missing, `<>`, a bare name): Sender, else Reply-To, is where
+        # an answer can go; the name stays From's.
+        respuesta = addresses(msg.get_all("Sender") or []) or addresses(
+            msg.get_all("Reply-To") or []
+        )
+        nombres = [name for name, _ in getaddresses([str(v) for v in msg.get_all("From") or []])]
+        mensaje.de_nombre = decode_text(next((n for n in nombres if n), ""))
+        if respuesta:
+            mensaje.de_nombre = mensaje.de_nombre or respuesta[0][0]
+            mensaje.de_email = respuesta[0][1]
     mensaje.para = [addr for _, addr in addresses(msg.get_all("To") or [])]
     mensaje.cc = [addr for _, addr in addresses(msg.get_all("Cc") or [])]
     mensaje.bcc = [addr for _, addr in addresses(msg.get_all("Bcc") or [])]
@@ -451,11 +599,57 @@ def parse_raw(raw: bytes, *, max_bytes: int, own_domain: str = "") -> MensajeEnt
     mensaje.automatico = tipo_automatico(msg, mensaje.de_email, own_domain)
     if mensaje.automatico == "rebote" and not mensaje.rebotados:
         mensaje.rebotados = _bounce_guess(mensaje.texto)
+    if mensaje.automatico != "rebote":
+        mensaje.originales = []  # a forwarded message is not one this mail refers to
     if msg.defects:
         mensaje.notas.append(
             "Defectos MIME: " + ", ".join(sorted({type(d).__name__ for d in msg.defects}))
         )
     return mensaje
+
+
+def _charsets_declarados(msg: Message) -> tuple[str, ...]:
+    found: dict[str, None] = {}
+    stack = [(msg, 0)]
+    while stack and len(found) < 10:
+        part, depth = stack.pop()
+        charset = part.get_param("charset")
+        if isinstance(charset, str) and charset.isascii() and charset.strip():
+            found.setdefault(charset.strip().lower())
+        payload = part.get_payload()
+        if isinstance(payload, list) and depth < 50:
+            stack.extend((sub, depth + 1) for sub in reversed(payload) if isinstance(sub, Message))
+    return tuple(found)
+
+
+_HEADER_LINE = re.compile(rb"[\x21-\x39\x3b-\x7e]+:")
+
+
+def _reparar_cabeceras(raw: bytes) -> bytes | None:
+    """The header block with its stray lines mended, or None when there is nothing to mend.
+
+    A header folded without indentation (or a line of text before the first header) ends the
+    header block for a strict parser, and From, Subject, Message-ID and the MIME structure that
+    follow are read as body text. Up to the last line that looks like a header, a stray line
+    becomes a continuation of the header before it; text before the first header is left out
+    (the raw message keeps it)."""
+    separator = re.search(rb"\r?\n\r?\n", raw)
+    head, rest = (raw[: separator.start()], raw[separator.start() :]) if separator else (raw, b"")
+    lines = head.splitlines(keepends=True)
+    headers = [i for i, line in enumerate(lines) if _HEADER_LINE.match(line)]
+    if not headers:
+        return None
+    out, seen = [], False
+    for i, line in enumerate(lines):
+        if i > headers[-1] or _HEADER_LINE.match(line) or line[:1] in (b" ", b"\t"):
+            seen = seen or bool(_HEADER_LINE.match(line))
+            out.append(line)
+        elif i == 0 and line.startswith(b"From "):
+            out.append(line)  # mbox separator
+        elif seen:
+            out.append(b" " + line)
+    repaired = b"".join(out) + rest
+    return repaired if repaired != raw else None
 
 
 def _bounce_guess(text: str) -> list[str]:
