@@ -1,7 +1,8 @@
 """The pipeline against Zammad's e-mail parser corpus (real, anonymised mail; AGPL-3.0).
 
 The corpus lives outside the repository, in ZAMMAD_CORPUS (default
-../shared/corpus/zammad beside the checkout; see its README.md). Every `.box` in it, `uncertain/mail116.box`
+../shared/corpus/zammad beside the checkout; see its README.md). Every `.box` in it,
+`uncertain/mail116.box`
 included, goes through `ingest_raw` and must become a ticket entry whose raw message is the
 file's bytes. None of them carries our own Message-ID prefix, so none may end up as failed
 mail (a loop).
