@@ -253,6 +253,10 @@ SYNOLOGY_URL = env.str("SYNOLOGY_URL", default="")
 SYNOLOGY_BOT_TOKEN = secret("SYNOLOGY_BOT_TOKEN", default="")
 
 # --- Identity -------------------------------------------------------------------------------
+# Lifetime of user tokens "<id>|<secret>" (SSO/access, the login API).
+USER_TOKEN_LIFETIME_HOURS = env.int("USER_TOKEN_LIFETIME_HOURS", default=24 * 7)
+# Wrong PINs in a row that lock a device until an admin unlocks it (or sets a new PIN).
+PIN_MAX_FALLOS = env.int("PIN_MAX_FALLOS", default=5)
 DEFAULT_VIRTUAL_OPERATOR = env.str("DEFAULT_VIRTUAL_OPERATOR", default="default")
 # Key of the HMAC that stores API-consumer secrets. Defaults to one derived from SECRET_KEY;
 # set it on its own so that rotating SECRET_KEY does not invalidate every consumer.

@@ -4,8 +4,19 @@ from django.contrib.auth.admin import UserAdmin
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
-from . import consumidores
-from .models import Bitacora, ConsumidorAPI, Departamento, Rol, Sistema, Unidad, Usuario
+from . import consumidores, dispositivos, tokens
+from .models import (
+    Bitacora,
+    ConsumidorAPI,
+    Departamento,
+    Dispositivo,
+    Rol,
+    Sistema,
+    SolicitudADI,
+    TokenUsuario,
+    Unidad,
+    Usuario,
+)
 
 
 class UnidadInline(admin.TabularInline):
@@ -155,4 +166,85 @@ class BitacoraAdmin(admin.ModelAdmin):
         return False
 
     def has_delete_permission(self, request, obj=None):
+        return False
+
+
+class DispositivoForm(forms.ModelForm):
+    pin = forms.CharField(
+        label=_("PIN"),
+        required=False,
+        strip=True,
+        widget=forms.PasswordInput(render_value=False),
+        help_text=_("4 to 12 digits. Leave empty to keep the current PIN."),
+    )
+
+    class Meta:
+        model = Dispositivo
+        fields = ["usuario", "nombre", "activo"]
+
+    def clean(self):
+        cleaned = super().clean()
+        if not self.instance.pk and not cleaned.get("pin"):
+            self.add_error("pin", _("A new device needs a PIN."))
+        return cleaned
+
+
+@admin.register(Dispositivo)
+class DispositivoAdmin(admin.ModelAdmin):
+    form = DispositivoForm
+    list_display = ["nombre", "usuario", "activo", "fallos_pin", "bloqueado", "creado"]
+    list_filter = ["activo"]
+    search_fields = ["nombre", "usuario__username", "usuario__email"]
+    raw_id_fields = ["usuario"]
+    readonly_fields = ["fallos_pin", "bloqueado", "revocado", "creado"]
+    actions = ["revocar"]
+
+    def save_model(self, request, obj, form, change):
+        pin = form.cleaned_data.get("pin")
+        if not change:
+            nuevo = dispositivos.dispositivo_registrar(
+                usuario=obj.usuario, nombre=obj.nombre, pin=pin
+            )
+            obj.pk = nuevo.pk
+            return
+        super().save_model(request, obj, form, change)
+        if pin:
+            dispositivos.dispositivo_cambiar_pin(dispositivo=obj, pin=pin)
+
+    @admin.action(description=_("Revoke the selected devices"))
+    def revocar(self, request, queryset):
+        for dispositivo in queryset:
+            dispositivos.dispositivo_revocar(dispositivo=dispositivo)
+
+
+@admin.register(TokenUsuario)
+class TokenUsuarioAdmin(admin.ModelAdmin):
+    list_display = ["id", "usuario", "sistema", "dispositivo", "ip", "creado", "ultimo_uso",
+                    "expira", "revocado"]  # fmt: skip
+    list_filter = [("revocado", admin.EmptyFieldListFilter), "sistema"]
+    search_fields = ["usuario__username", "usuario__email", "=ip"]
+    list_select_related = ["usuario", "sistema", "dispositivo"]
+    readonly_fields = ["usuario", "sistema", "dispositivo", "ip", "creado", "ultimo_uso", "expira",
+                       "revocado"]  # fmt: skip
+    actions = ["revocar"]
+
+    def has_add_permission(self, request):
+        return False
+
+    @admin.action(description=_("Revoke the selected tokens"))
+    def revocar(self, request, queryset):
+        for token in queryset:
+            tokens.token_revocar(token=token)
+
+
+@admin.register(SolicitudADI)
+class SolicitudADIAdmin(admin.ModelAdmin):
+    list_display = ["id", "sistema", "username", "creado", "expira", "usado"]
+    list_filter = ["sistema"]
+    search_fields = ["username", "email"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
         return False

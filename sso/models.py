@@ -61,6 +61,12 @@ class Sistema(models.Model):
 
     alias = models.SlugField(_("alias"), max_length=60, unique=True)
     nombre = models.CharField(_("name"), max_length=120)
+    adi_token_hash = models.CharField(
+        _("ADI token (SHA-256)"), max_length=64, blank=True, editable=False
+    )
+    adi_token_creado = models.DateTimeField(
+        _("ADI token issued"), null=True, blank=True, editable=False
+    )
     dominio = models.CharField(_("domain"), max_length=190, blank=True)
     url_reset = models.URLField(
         _("password-reset URL"),
@@ -227,3 +233,84 @@ class Bitacora(models.Model):
 
     def delete(self, *args, **kwargs):
         raise ValidationError("Bitacora rows are append-only; prune them with podar_bitacora.")
+
+
+class Dispositivo(models.Model):
+    """A user's device where they may sign in with a PIN (`modo: pin`)."""
+
+    usuario = models.ForeignKey(
+        Usuario, on_delete=models.CASCADE, related_name="dispositivos", verbose_name=_("user")
+    )
+    nombre = models.CharField(_("name"), max_length=120)
+    pin_hash = models.CharField(_("PIN (hashed)"), max_length=255, editable=False)
+    activo = models.BooleanField(_("active"), default=True)
+    creado = models.DateTimeField(_("created"), auto_now_add=True)
+    revocado = models.DateTimeField(_("revoked"), null=True, blank=True)
+    fallos_pin = models.PositiveSmallIntegerField(_("failed PIN attempts"), default=0)
+    bloqueado = models.DateTimeField(_("locked"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("device")
+        verbose_name_plural = _("devices")
+
+    def __str__(self):
+        return f"{self.usuario} · {self.nombre}"
+
+
+class TokenUsuario(models.Model):
+    """A user token `"<id>|<secret>"`: the secret is kept only as its SHA-256."""
+
+    usuario = models.ForeignKey(
+        Usuario, on_delete=models.CASCADE, related_name="tokens", verbose_name=_("user")
+    )
+    secreto_hash = models.CharField(_("secret (SHA-256)"), max_length=64, editable=False)
+    sistema = models.ForeignKey(
+        Sistema,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("system"),
+    )
+    dispositivo = models.ForeignKey(
+        Dispositivo,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="tokens",
+        verbose_name=_("device"),
+    )
+    ip = models.GenericIPAddressField(_("client IP"), null=True, blank=True)
+    creado = models.DateTimeField(_("created"), auto_now_add=True)
+    ultimo_uso = models.DateTimeField(_("last used"), null=True, blank=True)
+    expira = models.DateTimeField(_("expires"), db_index=True)
+    revocado = models.DateTimeField(_("revoked"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("user token")
+        verbose_name_plural = _("user tokens")
+        indexes = [models.Index(fields=["usuario", "revocado"], name="token_usuario_vivo")]
+
+    def __str__(self):
+        return f"{self.usuario} #{self.pk}"
+
+
+class SolicitudADI(models.Model):
+    """The nonce of an ADI access request: used once, then never again."""
+
+    nonce = models.CharField(_("nonce"), max_length=64, unique=True)
+    sistema = models.ForeignKey(
+        Sistema, on_delete=models.CASCADE, related_name="+", verbose_name=_("system")
+    )
+    username = models.CharField(_("user"), max_length=150)
+    email = models.EmailField(_("email"), blank=True)
+    creado = models.DateTimeField(_("created"), auto_now_add=True)
+    expira = models.DateTimeField(_("expires"), db_index=True)
+    usado = models.DateTimeField(_("used"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("ADI access request")
+        verbose_name_plural = _("ADI access requests")
+
+    def __str__(self):
+        return f"{self.username} → {self.sistema}"

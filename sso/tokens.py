@@ -1,0 +1,112 @@
+"""User tokens `"<id>|<secret>"`, as SSO/access and the login API hand them out.
+
+The secret is 32 random bytes (URL-safe base64) and only its SHA-256 is stored: a fast hash is
+right for a random secret of that size, and checking it costs microseconds. A token expires
+after USER_TOKEN_LIFETIME_HOURS, is revocable, and renewing it revokes the old one.
+"""
+
+import hashlib
+import hmac
+import secrets
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+from django.views.decorators.debug import sensitive_variables
+
+from .models import Dispositivo, Sistema, TokenUsuario, Usuario
+
+_TOUCH_EVERY = timedelta(minutes=1)  # `ultimo_uso` is written at most this often
+
+
+def _hash(secret: str) -> str:
+    return hashlib.sha256(secret.encode("utf-8")).hexdigest()
+
+
+@sensitive_variables("secret")
+def token_emitir(
+    *,
+    usuario: Usuario,
+    sistema: Sistema | None = None,
+    dispositivo: Dispositivo | None = None,
+    ip: str | None = None,
+) -> tuple[TokenUsuario, str]:
+    """A new token for the user; returns it with its `"<id>|<secret>"` form (shown once)."""
+    secret = secrets.token_urlsafe(32)
+    token = TokenUsuario.objects.create(
+        usuario=usuario,
+        secreto_hash=_hash(secret),
+        sistema=sistema,
+        dispositivo=dispositivo,
+        ip=ip,
+        expira=timezone.now() + timedelta(hours=settings.USER_TOKEN_LIFETIME_HOURS),
+    )
+    return token, f"{token.pk}|{secret}"
+
+
+def parece_token_usuario(raw: str) -> bool:
+    """Whether a Bearer value has the user-token form (JWTs and OAuth tokens do not)."""
+    ident, sep, secret = raw.partition("|")
+    return bool(sep) and ident.isdigit() and bool(secret)
+
+
+@sensitive_variables("raw", "secret")
+def token_autenticar(raw: str) -> TokenUsuario | None:
+    """The live token `raw` names, or None. The secret is compared in constant time."""
+    ident, sep, secret = raw.partition("|")
+    if not sep or not ident.isdigit() or len(ident) > 18 or not secret or len(secret) > 200:
+        return None
+    token = (
+        TokenUsuario.objects.select_related("usuario", "sistema")
+        .filter(pk=int(ident), revocado__isnull=True)
+        .first()
+    )
+    expected = token.secreto_hash if token else "0" * 64
+    if not hmac.compare_digest(_hash(secret), expected) or token is None:
+        return None
+    now = timezone.now()
+    if token.expira <= now or not token.usuario.is_active:
+        return None
+    if token.ultimo_uso is None or now - token.ultimo_uso > _TOUCH_EVERY:
+        TokenUsuario.objects.filter(pk=token.pk).update(ultimo_uso=now)
+    return token
+
+
+@transaction.atomic
+def token_renovar(*, token: TokenUsuario, ip: str | None = None) -> tuple[TokenUsuario, str]:
+    """Replace a token by a new one for the same user, system and device; the old one dies.
+
+    The row is locked, so two concurrent renewals of one token give one new token.
+    """
+    viejo = TokenUsuario.objects.select_for_update().get(pk=token.pk)
+    if viejo.revocado is not None:
+        raise TokenRevocado()
+    viejo.revocado = timezone.now()
+    viejo.save(update_fields=["revocado"])
+    return token_emitir(
+        usuario=viejo.usuario, sistema=viejo.sistema, dispositivo=viejo.dispositivo, ip=ip
+    )
+
+
+class TokenRevocado(Exception):
+    """The token was revoked (or renewed) in the meantime."""
+
+
+def token_revocar(*, token: TokenUsuario) -> None:
+    TokenUsuario.objects.filter(pk=token.pk, revocado__isnull=True).update(revocado=timezone.now())
+
+
+def tokens_revocar_usuario(*, usuario: Usuario) -> int:
+    """Revoke every live token of the user (after a password reset, say)."""
+    return TokenUsuario.objects.filter(usuario=usuario, revocado__isnull=True).update(
+        revocado=timezone.now()
+    )
+
+
+def tokens_podar(*, dias: int = 30) -> int:
+    """Delete tokens expired or revoked more than `dias` days ago."""
+    limite = timezone.now() - timedelta(days=dias)
+    borrados, _ = TokenUsuario.objects.filter(expira__lt=limite).delete()
+    revocados, _ = TokenUsuario.objects.filter(revocado__lt=limite).delete()
+    return borrados + revocados
