@@ -22,6 +22,7 @@ from django.utils import timezone
 
 from sso.models import Departamento, Usuario
 
+from . import configuracion
 from .mensajes import MensajeEntrante, parse_raw
 from .models import (
     Adjunto,
@@ -157,13 +158,11 @@ def _ingest(mensaje, *, fuente, clave, cuenta, canal) -> Resultado:
 
 
 def _duplicado(fuente: str, clave: str) -> Resultado | None:
-    detalle = (
-        DetalleTicket.objects.select_related("ticket")
-        .filter(fuente=fuente, clave_dedup=clave)
-        .first()
-    )
-    if detalle is None:
+    # A probe on the unique index first: almost every message is new.
+    pk = DetalleTicket.objects.filter(fuente=fuente, clave_dedup=clave).values_list("pk").first()
+    if pk is None:
         return None
+    detalle = DetalleTicket.objects.select_related("ticket").get(pk=pk[0])
     primero = detalle.ticket.detalles.order_by("id").values_list("id", flat=True).first()
     return Resultado(
         ticket=detalle.ticket, detalle=detalle, creado=primero == detalle.pk, duplicado=True
@@ -209,11 +208,16 @@ def _reabrible(ticket: Ticket) -> bool:
 
 
 def _propias() -> set[str]:
-    propias = {_direccion_remitente()}
-    propias.update(
-        u.lower() for u in CuentaCorreo.objects.values_list("user", flat=True) if "@" in u
-    )
-    return propias
+    """Our own addresses: the sender of our mail and every mailbox (never participants)."""
+
+    def cargar():
+        propias = {_direccion_remitente()}
+        propias.update(
+            u.lower() for u in CuentaCorreo.objects.values_list("user", flat=True) if "@" in u
+        )
+        return frozenset(propias)
+
+    return set(configuracion.leer("propias", cargar))
 
 
 def _participantes(mensaje: MensajeEntrante, excluir: set[str]) -> list[str]:
@@ -235,7 +239,7 @@ def _ticket_nuevo(mensaje, *, cuenta, canal, relacionado) -> Ticket:
         relacionado=relacionado,
     )
     if departamento is not None:
-        ticket.asignado = _agente(departamento)
+        ticket.asignado_id = _agente(departamento)
         vencimientos = sla_vencimientos(ticket=ticket, desde=timezone.now())
         if vencimientos:
             ticket.vence_primera_respuesta, ticket.vence_resolucion = vencimientos
@@ -271,7 +275,10 @@ def _departamento(mensaje: MensajeEntrante, cuenta: CuentaCorreo | None) -> Depa
     if cuenta is not None and cuenta.departamento_id:
         return cuenta.departamento
     destinatarios = {*mensaje.para, *mensaje.cc}
-    for regla in ReglaDepartamento.objects.select_related("departamento"):
+    reglas = configuracion.leer(
+        "reglas", lambda: list(ReglaDepartamento.objects.select_related("departamento"))
+    )
+    for regla in reglas:
         valor = regla.valor.strip().lower()
         if regla.campo == ReglaDepartamento.Campo.SISTEMA and mensaje.sistema.lower() == valor:
             return regla.departamento
@@ -280,8 +287,10 @@ def _departamento(mensaje: MensajeEntrante, cuenta: CuentaCorreo | None) -> Depa
     return None
 
 
-def _agente(departamento: Departamento) -> Usuario | None:
-    """The agent a new ticket of the department goes to, by the department's rule."""
+def _agente(departamento: Departamento) -> int | None:
+    """The id of the agent a new ticket of the department goes to, by the department's rule.
+
+    The department's queue row is locked, so concurrent tickets take turns."""
     cola, _ = ColaDepartamento.objects.select_for_update().get_or_create(departamento=departamento)
     if cola.asignacion == Asignacion.NINGUNA:
         return None
@@ -296,6 +305,7 @@ def _agente(departamento: Departamento) -> Usuario | None:
                 )
             )
             .order_by("abiertos", "id")
+            .values_list("id", flat=True)
             .first()
         )
     ids = list(agentes.values_list("id", flat=True))
@@ -304,7 +314,7 @@ def _agente(departamento: Departamento) -> Usuario | None:
     siguiente = next((i for i in ids if i > (cola.ultimo_asignado_id or 0)), ids[0])
     cola.ultimo_asignado_id = siguiente
     cola.save(update_fields=["ultimo_asignado"])
-    return Usuario.objects.get(pk=siguiente)
+    return siguiente
 
 
 def siguiente_numero() -> int:
@@ -447,3 +457,6 @@ def correo_fallido_reprocesar(*, fallido: CorreoFallido) -> Resultado:
             reprocesado_en=timezone.now(), detalle=resultado.detalle
         )
     return resultado
+
+
+configuracion.conectar(CuentaCorreo, ReglaDepartamento)

@@ -245,6 +245,8 @@ EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.smtp
 INGEST_MAX_BYTES = env.int("INGEST_MAX_BYTES", default=25 * 1024 * 1024)
 # A reply to a closed ticket reopens it within this many days; later, it opens a new ticket.
 TICKET_REABRIR_DIAS = env.int("TICKET_REABRIR_DIAS", default=7)
+# Seconds a process trusts its copy of mailboxes, routing rules and SLA policies.
+CONFIG_CACHE_SECONDS = env.float("CONFIG_CACHE_SECONDS", default=60.0)
 # Domain of the Message-IDs the portal generates (default: DEFAULT_FROM_EMAIL's domain).
 MESSAGE_ID_DOMAIN = env.str("MESSAGE_ID_DOMAIN", default="")
 
@@ -257,6 +259,19 @@ SYNOLOGY_BOT_TOKEN = secret("SYNOLOGY_BOT_TOKEN", default="")
 USER_TOKEN_LIFETIME_HOURS = env.int("USER_TOKEN_LIFETIME_HOURS", default=24 * 7)
 # Wrong PINs in a row that lock a device until an admin unlocks it (or sets a new PIN).
 PIN_MAX_FALLOS = env.int("PIN_MAX_FALLOS", default=5)
+# SSO/access: failed sign-ins counted per account and per client IP; after SSO_MAX_FALLOS of
+# them within SSO_VENTANA_MINUTOS, that account (or IP) is refused with 429 until the window ends.
+SSO_MAX_FALLOS = env.int("SSO_MAX_FALLOS", default=5)
+SSO_VENTANA_MINUTOS = env.int("SSO_VENTANA_MINUTOS", default=15)
+if SSO_MAX_FALLOS < 1 or SSO_VENTANA_MINUTOS < 1:
+    raise ImproperlyConfigured("SSO_MAX_FALLOS and SSO_VENTANA_MINUTOS must be at least 1.")
+# Password recovery (SSO/password/forgot and reset): how long a reset link works, and how many
+# reset mails one email address may ask for from one IP per hour.
+PASSWORD_RESET_TIMEOUT_MINUTES = env.int("PASSWORD_RESET_TIMEOUT_MINUTES", default=60)
+if PASSWORD_RESET_TIMEOUT_MINUTES < 1:
+    raise ImproperlyConfigured("PASSWORD_RESET_TIMEOUT_MINUTES must be at least 1.")
+PASSWORD_RESET_TIMEOUT = PASSWORD_RESET_TIMEOUT_MINUTES * 60  # Django's setting, in seconds
+PASSWORD_FORGOT_MAX_PER_HOUR = env.int("PASSWORD_FORGOT_MAX_PER_HOUR", default=5)
 DEFAULT_VIRTUAL_OPERATOR = env.str("DEFAULT_VIRTUAL_OPERATOR", default="default")
 # Key of the HMAC that stores API-consumer secrets. Defaults to one derived from SECRET_KEY;
 # set it on its own so that rotating SECRET_KEY does not invalidate every consumer.
@@ -360,6 +375,12 @@ def _every(name: str, default: int) -> dict:
 
 CELERY_BEAT_SCHEDULE = {
     "podar-bitacora": {"task": "sso.podar_bitacora", **_every("SCHEDULE_PODAR_BITACORA", 86400)},
+    # Deletes ADI access requests a day after they expired (replay stays refused: the expiry
+    # is signed into each request).
+    "podar-solicitudes-adi": {
+        "task": "sso.podar_solicitudes_adi",
+        **_every("SCHEDULE_PODAR_ADI", 3600),
+    },
     # Each mailbox is polled when its own interval (CuentaCorreo.intervalo_segundos) has
     # passed: this only says how often beat looks for mailboxes that are due.
     "sondear-buzones": {

@@ -3,7 +3,8 @@
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from .models import Calendario, PoliticaSLA, Ticket
+from . import configuracion
+from .models import Calendario, Feriado, PoliticaSLA, Ticket
 
 _MAX_DAYS = 3 * 366
 
@@ -60,16 +61,27 @@ def sla_vencimientos(*, ticket: Ticket, desde: datetime) -> tuple[datetime, date
     """(first response due, resolution due) for the ticket's department and priority."""
     if ticket.departamento_id is None:
         return None
-    politica = (
-        PoliticaSLA.objects.select_related("calendario")
-        .filter(departamento_id=ticket.departamento_id, prioridad=ticket.prioridad)
-        .first()
-    )
-    if politica is None:
+
+    def cargar():
+        politica = (
+            PoliticaSLA.objects.select_related("calendario")
+            .filter(departamento_id=ticket.departamento_id, prioridad=ticket.prioridad)
+            .first()
+        )
+        if politica is None:
+            return None
+        feriados = frozenset(politica.calendario.feriados.values_list("fecha", flat=True))
+        return politica, feriados
+
+    encontrada = configuracion.leer(("sla", ticket.departamento_id, ticket.prioridad), cargar)
+    if encontrada is None:
         return None
+    politica, feriados = encontrada
     calendario = politica.calendario
-    feriados = set(calendario.feriados.values_list("fecha", flat=True))
     return (
         sumar_minutos_habiles(desde, politica.primera_respuesta_min, calendario, feriados),
         sumar_minutos_habiles(desde, politica.resolucion_min, calendario, feriados),
     )
+
+
+configuracion.conectar(PoliticaSLA, Calendario, Feriado)

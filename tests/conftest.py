@@ -4,6 +4,7 @@ import pytest
 from django.db import connection
 from rest_framework.test import APIClient
 
+from incidencias import configuracion
 from sso import consumidores
 from sso.models import Departamento, Usuario
 
@@ -22,10 +23,13 @@ def pytest_runtest_makereport(item, call):
 
 
 @pytest.fixture(autouse=True)
-def _fresh_consumer_cache():
+def _fresh_caches():
+    """Per-process caches of configuration never outlive a test's rolled-back rows."""
     consumidores.forget_all()
+    configuracion.olvidar()
     yield
     consumidores.forget_all()
+    configuracion.olvidar()
 
 
 @pytest.fixture
