@@ -330,6 +330,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # The seed's yes/no flags (`acceso_ticket`, `update_token`) share one enum.
+    "ENUM_NAME_OVERRIDES": {"SiNoEnum": ["S", "N"]},
 }
 
 # --- Security -------------------------------------------------------------------------------

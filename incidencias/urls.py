@@ -3,6 +3,9 @@ from django.urls import include, path, re_path
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from sso.api.acceso import AccesoView, RefreshUserTokenView
+from sso.api.adi import GenerateTokenView, SetTokenView, ValidarTokenView
+from sso.api.password import PasswordForgotView, PasswordResetView
 from sso.api.usuarios import UsuarioInternoGetView
 
 from .api import CorreoSaveView, GetConfigCorreosView
@@ -14,9 +17,16 @@ admin.site.site_title = _("Incident attention")
 admin.site.index_title = _("Configuration")
 
 api_consumo = [
+    path("SSO/access", AccesoView.as_view(), name="sso-access"),
+    path("SSO/refreshUserToken", RefreshUserTokenView.as_view(), name="sso-refresh-user-token"),
     path("UsuarioInterno/get", UsuarioInternoGetView.as_view(), name="usuario-interno-get"),
+    path("SSO/ADI/setToken", SetTokenView.as_view(), name="sso-adi-set-token"),
+    path("SSO/ADI/generateToken", GenerateTokenView.as_view(), name="sso-adi-generate-token"),
+    path("SSO/ADI/Token", ValidarTokenView.as_view(), name="sso-adi-token"),
     path("correo/save", CorreoSaveView.as_view(), name="correo-save"),
     path("correo/getConfigCorreos", GetConfigCorreosView.as_view(), name="correo-get-config"),
+    path("SSO/password/forgot", PasswordForgotView.as_view(), name="sso-password-forgot"),
+    path("SSO/password/reset", PasswordResetView.as_view(), name="sso-password-reset"),
 ]
 api_fallback = [
     # Unknown API paths answer in their family's envelope, in DEBUG too.

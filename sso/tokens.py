@@ -48,14 +48,19 @@ def token_emitir(
 def parece_token_usuario(raw: str) -> bool:
     """Whether a Bearer value has the user-token form (JWTs and OAuth tokens do not)."""
     ident, sep, secret = raw.partition("|")
-    return bool(sep) and ident.isdigit() and bool(secret)
+    return bool(sep) and _es_id(ident) and bool(secret)
+
+
+def _es_id(text: str) -> bool:
+    # ASCII digits only: str.isdigit() also accepts "²", which int() refuses.
+    return text.isascii() and text.isdigit()
 
 
 @sensitive_variables("raw", "secret")
 def token_autenticar(raw: str) -> TokenUsuario | None:
     """The live token `raw` names, or None. The secret is compared in constant time."""
     ident, sep, secret = raw.partition("|")
-    if not sep or not ident.isdigit() or len(ident) > 18 or not secret or len(secret) > 200:
+    if not sep or not _es_id(ident) or len(ident) > 18 or not secret or len(secret) > 200:
         return None
     token = (
         TokenUsuario.objects.select_related("usuario", "sistema")

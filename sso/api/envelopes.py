@@ -41,7 +41,7 @@ class Envelope:
     def message_for(self, status_code: int) -> str:
         return self.messages.get(status_code, "Error.")
 
-    def error(self, *, status_code: int, message: str, errors=None) -> dict:
+    def error(self, *, status_code: int, message: str, errors=None, data=None) -> dict:
         body = {"success": False, "message": message}
         if errors:
             body["errors"] = errors
@@ -56,10 +56,12 @@ class EnvelopeA(Envelope):
 
     UNAUTHORIZED = {"message": "Credenciales de consumo inválidas"}
 
-    def error(self, *, status_code: int, message: str, errors=None) -> dict:
-        if status_code == 401:
+    def error(self, *, status_code: int, message: str, errors=None, data=None) -> dict:
+        # A 401 is the consumer-header answer, unless the view gave `data` (ApiError(data=...)):
+        # then it is a full envelope, e.g. SSO/ADI/Token's `{"authenticated": false, ...}`.
+        if status_code == 401 and data is None:
             return dict(self.UNAUTHORIZED)
-        body = {"data": None, "status": "error", "message": message, "code": status_code}
+        body = {"data": data, "status": "error", "message": message, "code": status_code}
         if errors:
             body["errors"] = errors
         return body
@@ -72,13 +74,20 @@ ENVELOPE_A = EnvelopeA()
 
 
 class ApiError(exceptions.APIException):
-    """An error a view raises on purpose, with the family's message and optional field errors."""
+    """An error a view raises on purpose, with the family's message and optional field errors.
 
-    def __init__(self, status_code: int, message: str, errors: dict | None = None):
+    `data` goes into the envelope's `data` (envelope A); with it, a 401 is a full envelope A
+    rather than the consumer-header body.
+    """
+
+    def __init__(
+        self, status_code: int, message: str, errors: dict | None = None, data: dict | None = None
+    ):
         super().__init__(detail=message)
         self.status_code = status_code
         self.envelope_message = message
         self.errors = errors
+        self.envelope_data = data
 
 
 DEFAULT_ENVELOPE = Envelope()
@@ -132,7 +141,8 @@ def error_response(envelope: Envelope, exc) -> Response:
     if status_code >= 500:
         logger.exception("Unhandled error in API view", exc_info=exc)
     message = getattr(exc, "envelope_message", None) or envelope.message_for(status_code)
-    body = envelope.error(status_code=status_code, message=message, errors=errors)
+    data = getattr(exc, "envelope_data", None)
+    body = envelope.error(status_code=status_code, message=message, errors=errors, data=data)
     return Response(body, status=status_code, headers=headers)
 
 

@@ -1,0 +1,256 @@
+"""Product sign-in (`SSO/access`): by password (`modo: normal`) or by PIN on a registered
+device (`modo: pin`), and the lockout that guards both.
+
+Failed attempts are counted in the cache (Redis in production) per account and per client IP;
+after SSO_MAX_FALLOS within SSO_VENTANA_MINUTOS the account or IP is refused *before* any
+hasher runs, so the endpoint cannot be turned into a CPU sink. Every refusal costs one hasher
+run, whether the user exists or not, so timing tells nothing about which accounts exist.
+"""
+
+import hashlib
+import logging
+import secrets
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+from functools import lru_cache
+
+from django.conf import settings
+from django.contrib.auth.hashers import check_password, make_password
+from django.core.cache import cache
+from django.db.models import Q
+from django.utils import timezone
+from django.views.decorators.debug import sensitive_variables
+
+from .dispositivos import dispositivo_verificar_pin
+from .models import Dispositivo, Sistema, TokenUsuario, Usuario
+from .tokens import TokenRevocado, token_emitir, token_renovar
+
+logger = logging.getLogger("incidencias.sso.acceso")
+
+_PREFIJO = "sso:fallos"
+
+
+class AccesoError(Exception):
+    """A sign-in refused."""
+
+
+class CredencialesInvalidas(AccesoError):
+    """Wrong or unknown user, wrong password or PIN, inactive user, unusable device: the
+    caller is told the same thing in every case."""
+
+
+class SinAccesoAlSistema(AccesoError):
+    """Right credentials, but the user may not enter this product."""
+
+
+class AccesoBloqueado(AccesoError):
+    """Too many failures for this account or IP; `espera` seconds until the window ends."""
+
+    def __init__(self, espera: int):
+        super().__init__(espera)
+        self.espera = espera
+
+
+@dataclass(frozen=True)
+class Acceso:
+    usuario: Usuario
+    token: TokenUsuario
+    token_plano: str  # "<id>|<secret>", shown once
+
+
+# --- Lockout counters ------------------------------------------------------------------------
+
+
+def _window_seconds() -> int:
+    return max(1, round(timedelta(minutes=settings.SSO_VENTANA_MINUTOS).total_seconds()))
+
+
+def intentos_clave_cuenta(*, identificador: str, usuario: Usuario | None) -> str:
+    """The counter of an account: the user's id when it exists (so its login and its email
+    share one counter), else a hash of what was typed (unknown names lock out the same way)."""
+    if usuario is not None:
+        return f"{_PREFIJO}:u:{usuario.pk}"
+    digest = hashlib.sha256(identificador.strip().lower().encode("utf-8")).hexdigest()
+    return f"{_PREFIJO}:n:{digest}"
+
+
+def intentos_clave_ip(*, ip: str | None) -> str | None:
+    return f"{_PREFIJO}:ip:{ip}" if ip else None
+
+
+def intentos_bloqueo(*, claves: list[str | None]) -> int:
+    """Seconds left of the lockout of any of these counters, or 0 if none is locked."""
+    claves = [clave for clave in claves if clave]
+    valores = cache.get_many([*claves, *(f"{clave}:hasta" for clave in claves)])
+    ahora = time.time()
+    espera = 0
+    for clave in claves:
+        if (valores.get(clave) or 0) >= settings.SSO_MAX_FALLOS:
+            hasta = valores.get(f"{clave}:hasta") or ahora + _window_seconds()
+            espera = max(espera, int(hasta - ahora) + 1)
+    return espera
+
+
+def intentos_fallo(*, claves: list[str | None], motivo: str) -> None:
+    """Count one failure on each counter; a counter lives one window from its first failure."""
+    ventana = _window_seconds()
+    for clave in (clave for clave in claves if clave):
+        if cache.add(clave, 0, timeout=ventana):
+            cache.set(f"{clave}:hasta", time.time() + ventana, timeout=ventana)
+        try:
+            cache.incr(clave)
+        except ValueError:  # expired between add() and incr()
+            cache.set(clave, 1, timeout=ventana)
+            cache.set(f"{clave}:hasta", time.time() + ventana, timeout=ventana)
+    logger.info("SSO access refused: %s", motivo)
+
+
+def intentos_reiniciar(*, clave: str) -> None:
+    cache.delete_many([clave, f"{clave}:hasta"])
+
+
+# --- Sign-in -------------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=1)
+def _dummy_hash() -> str:
+    """A hash of a random password with the default hasher, checked when there is no real one."""
+    return make_password(secrets.token_urlsafe(16))
+
+
+@sensitive_variables("secreto")
+def _burn_hasher(secreto: str) -> None:
+    """Run the hasher once for nothing: an unknown user costs what a wrong password costs."""
+    check_password(secreto, _dummy_hash())
+
+
+def _find_usuario(identificador: str) -> Usuario | None:
+    """The user whose login is `identificador`, else the only one with that email."""
+    identificador = identificador.strip()
+    if not identificador:
+        return None
+    candidatos = list(
+        Usuario.objects.filter(Q(username=identificador) | Q(email__iexact=identificador))[:3]
+    )
+    por_login = [u for u in candidatos if u.username == identificador]
+    if por_login:
+        return por_login[0]
+    return candidatos[0] if len(candidatos) == 1 else None  # an email shared by two: no one
+
+
+def sistema_por_alias(*, alias: str) -> Sistema | None:
+    return Sistema.objects.filter(alias=alias, activo=True).first()
+
+
+def _grant(
+    *,
+    usuario: Usuario,
+    sistema: Sistema,
+    ip: str | None,
+    clave_cuenta: str,
+    dispositivo: Dispositivo | None = None,
+) -> Acceso:
+    if not usuario.accesos_sistemas.filter(pk=sistema.pk).exists():
+        raise SinAccesoAlSistema()
+    intentos_reiniciar(clave=clave_cuenta)
+    ahora = timezone.now()
+    Usuario.objects.filter(pk=usuario.pk).update(last_login=ahora, ultima_ip=ip)
+    usuario.last_login, usuario.ultima_ip = ahora, ip
+    token, plano = token_emitir(usuario=usuario, sistema=sistema, dispositivo=dispositivo, ip=ip)
+    return Acceso(usuario=usuario, token=token, token_plano=plano)
+
+
+def _refuse_if_locked(*, claves: list[str | None]) -> None:
+    espera = intentos_bloqueo(claves=claves)
+    if espera:
+        logger.info("SSO access refused: locked out")
+        raise AccesoBloqueado(espera)
+
+
+@sensitive_variables("password")
+def acceso_normal(*, sistema: Sistema, identificador: str, password: str, ip: str | None) -> Acceso:
+    """Sign in with login or email and password; raises an AccesoError subclass on refusal."""
+    usuario = _find_usuario(identificador)
+    clave_cuenta = intentos_clave_cuenta(identificador=identificador, usuario=usuario)
+    claves = [clave_cuenta, intentos_clave_ip(ip=ip)]
+    _refuse_if_locked(claves=claves)  # before any hasher runs
+
+    if usuario is None or not usuario.has_usable_password():
+        _burn_hasher(password)
+        motivo = "unknown user" if usuario is None else "no usable password"
+    elif not usuario.is_active:
+        check_password(password, usuario.password)  # same cost; no hash upgrade for them
+        motivo = "inactive user"
+    elif usuario.check_password(password):  # upgrades an old hash on success
+        return _grant(usuario=usuario, sistema=sistema, ip=ip, clave_cuenta=clave_cuenta)
+    else:
+        motivo = "wrong password"
+    intentos_fallo(claves=claves, motivo=motivo)
+    raise CredencialesInvalidas()
+
+
+@sensitive_variables("pin")
+def acceso_pin(
+    *, sistema: Sistema, identificador: str, pin: str, id_dispositivo: int, ip: str | None
+) -> Acceso:
+    """Sign in with login or email and the PIN of one of the user's devices. Wrong PINs also
+    lock the device itself (PIN_MAX_FALLOS in a row, see `dispositivo_verificar_pin`)."""
+    usuario = _find_usuario(identificador)
+    clave_cuenta = intentos_clave_cuenta(identificador=identificador, usuario=usuario)
+    claves = [clave_cuenta, intentos_clave_ip(ip=ip)]
+    _refuse_if_locked(claves=claves)
+
+    dispositivo = (
+        Dispositivo.objects.filter(pk=id_dispositivo, usuario=usuario).first()
+        if usuario is not None
+        else None
+    )
+    if dispositivo is None:
+        _burn_hasher(pin)
+        motivo = "unknown user" if usuario is None else "device not the user's"
+    elif not dispositivo_verificar_pin(dispositivo=dispositivo, pin=pin):
+        motivo = "wrong PIN or device locked or revoked"
+    elif not usuario.is_active:
+        motivo = "inactive user"
+    else:
+        return _grant(
+            usuario=usuario,
+            sistema=sistema,
+            ip=ip,
+            clave_cuenta=clave_cuenta,
+            dispositivo=dispositivo,
+        )
+    intentos_fallo(claves=claves, motivo=motivo)
+    raise CredencialesInvalidas()
+
+
+def usuario_dict(*, usuario: Usuario, token: str) -> dict:
+    """The seed's user dict (without `authenticated`, which SSO/access adds)."""
+    return {
+        "id": usuario.pk,
+        "code": "",
+        "name": usuario.nombre or usuario.username,
+        "email": usuario.email,
+        "phone": usuario.phone or usuario.movil,
+        "token": token,
+    }
+
+
+def acceso_renovar(*, token: TokenUsuario, sistema: Sistema | None, ip: str | None) -> Acceso:
+    """A new token in place of a live one (`SSO/refreshUserToken`); the old one dies.
+
+    The token stays bound to its product: `sistema`, when given, must be it, and the user must
+    still be allowed into it. Raises SinAccesoAlSistema, or CredencialesInvalidas if the token
+    was renewed or revoked meanwhile.
+    """
+    if token.sistema_id is not None:
+        if sistema is not None and sistema.pk != token.sistema_id:
+            raise SinAccesoAlSistema()
+        if not token.usuario.accesos_sistemas.filter(pk=token.sistema_id).exists():
+            raise SinAccesoAlSistema()
+    try:
+        nuevo, plano = token_renovar(token=token, ip=ip)
+    except TokenRevocado as exc:
+        raise CredencialesInvalidas() from exc
+    return Acceso(usuario=token.usuario, token=nuevo, token_plano=plano)
