@@ -263,7 +263,10 @@ PIN_MAX_FALLOS = env.int("PIN_MAX_FALLOS", default=5)
 # them within SSO_VENTANA_MINUTOS, that account (or IP) is refused with 429 until the window ends.
 SSO_MAX_FALLOS = env.int("SSO_MAX_FALLOS", default=5)
 SSO_VENTANA_MINUTOS = env.int("SSO_VENTANA_MINUTOS", default=15)
-if SSO_MAX_FALLOS < 1 or SSO_VENTANA_MINUTOS < 1:
+# The per-IP limit on its own: products that call from one server without forwarding their
+# users' IPs through a trusted proxy may need it higher than the per-account one.
+SSO_MAX_FALLOS_IP = env.int("SSO_MAX_FALLOS_IP", default=SSO_MAX_FALLOS)
+if min(SSO_MAX_FALLOS, SSO_MAX_FALLOS_IP, SSO_VENTANA_MINUTOS) < 1:
     raise ImproperlyConfigured("SSO_MAX_FALLOS and SSO_VENTANA_MINUTOS must be at least 1.")
 # Password recovery (SSO/password/forgot and reset): how long a reset link works, and how many
 # reset mails one email address may ask for from one IP per hour.

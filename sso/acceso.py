@@ -79,6 +79,12 @@ def intentos_clave_ip(*, ip: str | None) -> str | None:
     return f"{_PREFIJO}:ip:{ip}" if ip else None
 
 
+def _limite(clave: str) -> int:
+    if clave.startswith(f"{_PREFIJO}:ip:"):
+        return settings.SSO_MAX_FALLOS_IP
+    return settings.SSO_MAX_FALLOS
+
+
 def intentos_bloqueo(*, claves: list[str | None]) -> int:
     """Seconds left of the lockout of any of these counters, or 0 if none is locked."""
     claves = [clave for clave in claves if clave]
@@ -86,7 +92,7 @@ def intentos_bloqueo(*, claves: list[str | None]) -> int:
     ahora = time.time()
     espera = 0
     for clave in claves:
-        if (valores.get(clave) or 0) >= settings.SSO_MAX_FALLOS:
+        if (valores.get(clave) or 0) >= _limite(clave):
             hasta = valores.get(f"{clave}:hasta") or ahora + _window_seconds()
             espera = max(espera, int(hasta - ahora) + 1)
     return espera

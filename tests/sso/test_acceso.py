@@ -418,3 +418,19 @@ def test_it_answers_the_consumer_401_to_a_refresh_without_headers(api, oaraya, t
     assert response.status_code == 401
     assert response.json() == UNAUTHORIZED
     assert TokenUsuario.objects.get().revocado is None  # nothing happened
+
+
+def test_the_ip_limit_can_be_set_apart_from_the_account_limit(api, headers, oaraya):
+    with override_settings(SSO_MAX_FALLOS_IP=8):
+        for number in range(7):
+            access(api, headers, ip="203.0.113.9", user=f"nadie{number}", password="x")
+        assert (
+            access(api, headers, ip="203.0.113.9", user="oaraya", password=PASSWORD).status_code
+            == 200
+        )
+        for number in range(8):
+            access(api, headers, ip="203.0.113.9", user=f"otro{number}", password="x")
+        assert (
+            access(api, headers, ip="203.0.113.9", user="oaraya", password=PASSWORD).status_code
+            == 429
+        )
