@@ -253,7 +253,10 @@ def acceso_renovar(*, token: TokenUsuario, sistema: Sistema | None, ip: str | No
     if token.sistema_id is not None:
         if sistema is not None and sistema.pk != token.sistema_id:
             raise SinAccesoAlSistema()
-        if not token.usuario.accesos_sistemas.filter(pk=token.sistema_id).exists():
+        acceso = getattr(token, "acceso_sistema", None)  # annotated by token_autenticar
+        if acceso is None:
+            acceso = token.usuario.accesos_sistemas.filter(pk=token.sistema_id).exists()
+        if not acceso:
             raise SinAccesoAlSistema()
     try:
         nuevo, plano = token_renovar(token=token, ip=ip)

@@ -12,6 +12,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Exists, OuterRef
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
@@ -30,6 +31,7 @@ def token_emitir(
     usuario: Usuario,
     sistema: Sistema | None = None,
     dispositivo: Dispositivo | None = None,
+    dispositivo_id: int | None = None,
     ip: str | None = None,
 ) -> tuple[TokenUsuario, str]:
     """A new token for the user; returns it with its `"<id>|<secret>"` form (shown once)."""
@@ -38,7 +40,7 @@ def token_emitir(
         usuario=usuario,
         secreto_hash=_hash(secret),
         sistema=sistema,
-        dispositivo=dispositivo,
+        dispositivo_id=dispositivo.pk if dispositivo is not None else dispositivo_id,
         ip=ip,
         expira=timezone.now() + timedelta(hours=settings.USER_TOKEN_LIFETIME_HOURS),
     )
@@ -57,13 +59,21 @@ def _es_id(text: str) -> bool:
 
 
 @sensitive_variables("raw", "secret")
-def token_autenticar(raw: str) -> TokenUsuario | None:
-    """The live token `raw` names, or None. The secret is compared in constant time."""
+def token_autenticar(raw: str, *, tocar: bool = True) -> TokenUsuario | None:
+    """The live token `raw` names, or None. The secret is compared in constant time.
+
+    The token comes with `acceso_sistema`: whether its user may still enter its system. With
+    `tocar=False` its last use is not recorded (a caller about to revoke it records it then).
+    """
     ident, sep, secret = raw.partition("|")
     if not sep or not _es_id(ident) or len(ident) > 18 or not secret or len(secret) > 200:
         return None
+    accesos = Usuario.accesos_sistemas.through.objects.filter(
+        usuario_id=OuterRef("usuario_id"), sistema_id=OuterRef("sistema_id")
+    )
     token = (
         TokenUsuario.objects.select_related("usuario", "sistema")
+        .annotate(acceso_sistema=Exists(accesos))
         .filter(pk=int(ident), revocado__isnull=True)
         .first()
     )
@@ -73,7 +83,7 @@ def token_autenticar(raw: str) -> TokenUsuario | None:
     now = timezone.now()
     if token.expira <= now or not token.usuario.is_active:
         return None
-    if token.ultimo_uso is None or now - token.ultimo_uso > _TOUCH_EVERY:
+    if tocar and (token.ultimo_uso is None or now - token.ultimo_uso > _TOUCH_EVERY):
         TokenUsuario.objects.filter(pk=token.pk).update(ultimo_uso=now)
     return token
 
@@ -82,15 +92,20 @@ def token_autenticar(raw: str) -> TokenUsuario | None:
 def token_renovar(*, token: TokenUsuario, ip: str | None = None) -> tuple[TokenUsuario, str]:
     """Replace a token by a new one for the same user, system and device; the old one dies.
 
-    The row is locked, so two concurrent renewals of one token give one new token.
+    The old one is revoked by a conditional UPDATE, so of two concurrent renewals of one token
+    exactly one succeeds; the other raises TokenRevocado.
     """
-    viejo = TokenUsuario.objects.select_for_update().get(pk=token.pk)
-    if viejo.revocado is not None:
+    ahora = timezone.now()
+    revocados = TokenUsuario.objects.filter(pk=token.pk, revocado__isnull=True).update(
+        revocado=ahora, ultimo_uso=ahora
+    )
+    if revocados != 1:
         raise TokenRevocado()
-    viejo.revocado = timezone.now()
-    viejo.save(update_fields=["revocado"])
     return token_emitir(
-        usuario=viejo.usuario, sistema=viejo.sistema, dispositivo=viejo.dispositivo, ip=ip
+        usuario=token.usuario,
+        sistema=token.sistema,
+        dispositivo_id=token.dispositivo_id,
+        ip=ip,
     )
 
 

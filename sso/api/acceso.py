@@ -247,7 +247,8 @@ class RefreshUserTokenView(ConsumoAPIView):
     @_rechazos
     def get(self, request):
         raw = bearer(request)
-        token = token_autenticar(raw) if raw and parece_token_usuario(raw) else None
+        # Not touched: renewing records the last use when it revokes the token.
+        token = token_autenticar(raw, tocar=False) if raw and parece_token_usuario(raw) else None
         if token is None:
             raise _credenciales_invalidas(TOKEN_INVALIDO)
         request.user = token.usuario
