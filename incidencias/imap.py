@@ -22,7 +22,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.core.cache import cache
-from django.db import transaction
 from django.utils import timezone
 from imapclient import DELETED, SEEN, IMAPClient, SocketTimeout
 from imapclient.exceptions import IMAPClientAbortError, IMAPClientError
@@ -279,28 +278,22 @@ def _sondear_carpeta(cliente, cuenta, carpeta, accion, resumen, candado) -> None
     )
     for lote in _lotes(cliente, uids):
         respuesta = cliente.fetch(lote, ["BODY.PEEK[]"])
-        importados = []
-        # One commit per batch (each message is still its own savepoint). `ingest_raw` raises
-        # only for a database error: then the whole batch rolls back and nothing below runs,
-        # so every message of it stays untouched on the server for the next poll.
-        with transaction.atomic():
-            for uid in lote:
-                datos = respuesta.get(uid)
-                if datos is None:
-                    continue  # expunged by another client since the SEARCH
-                raw = datos.get(b"BODY[]")
-                if raw is None:
-                    raise IMAPClientError(f"UID {uid}: the server returned no body")
-                importados.append((uid, ingest_raw(raw, cuenta=cuenta, carpeta=carpeta, uid=uid)))
-        for _uid, resultado in importados:
+        for uid in lote:
+            datos = respuesta.get(uid)
+            if datos is None:
+                continue  # expunged by another client since the SEARCH
+            raw = datos.get(b"BODY[]")
+            if raw is None:
+                raise IMAPClientError(f"UID {uid}: the server returned no body")
+            # Commits the entry (or a CorreoFallido); raises only for a database error, and
+            # then nothing below runs: the message stays untouched for the next poll.
+            resultado = ingest_raw(raw, cuenta=cuenta, carpeta=carpeta, uid=uid)
             if resultado.fallido is not None:
                 resumen.fallidos += 1
             elif resultado.duplicado:
                 resumen.duplicados += 1
             else:
                 resumen.importados += 1
-        # Committed: only now is the server told.
-        for uid, _resultado in importados:
             accion.aplicar(cliente, uid)
             EstadoCarpeta.objects.filter(pk=estado.pk).update(ultimo_uid=uid)
         candado.renovar()
