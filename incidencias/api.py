@@ -174,7 +174,7 @@ def mensaje_desde_json(data: dict) -> MensajeEntrante:
         cabeceras[key] = value
     ids = message_ids(data["message_id"] or headers.get("message-id", ""))
     de_nombre, de_email = data["from"][0]
-    html = data["html"]
+    limpio = sanitise_html(data["html"])
     mensaje = MensajeEntrante(
         message_id=ids[0] if ids else "",
         in_reply_to=message_ids(data["in_reply_to"] or headers.get("in-reply-to", "")),
@@ -187,8 +187,8 @@ def mensaje_desde_json(data: dict) -> MensajeEntrante:
         bcc=[addr for _, addr in data["bcc"]],
         responder_a=[addr for _, addr in data["reply_to"]],
         fecha=data["date"],
-        texto=data["body"] or html_to_text(html),
-        html=sanitise_html(html),
+        texto=data["body"] or html_to_text(limpio),
+        html=limpio,
         headers=headers,
         adjuntos=data["adjuntos"],
         sistema=data["sistema"],

@@ -8,11 +8,14 @@ a new ticket picks the department and the agent and sets the SLA due dates.
 
 import hashlib
 import logging
+import os
 import re
+import tempfile
 import traceback
 from dataclasses import dataclass
 from datetime import timedelta
 from email.utils import parseaddr
+from pathlib import Path
 
 from django.conf import settings
 from django.core.files.base import ContentFile
@@ -82,8 +85,22 @@ def ingest_raw(
     try:
         mensaje = parse_raw(raw, max_bytes=settings.INGEST_MAX_BYTES, own_domain=dominio_propio())
         return ingest(mensaje, fuente=fuente, cuenta=cuenta)
-    except (OperationalError, InterfaceError):
-        raise  # the database, not the mail: the caller retries later
+    except (OperationalError, InterfaceError) as exc:
+        if not _base_disponible():
+            raise  # the database, not the mail: the caller retries later
+        error = exc  # the database refused this mail (say, a value too big for an index)
+        logger.exception("Mail from %s refused by the database; kept as failed mail", fuente)
+        return Resultado(
+            fallido=correo_fallido_registrar(
+                raw=raw,
+                motivo=CorreoFallido.Motivo.ERROR,
+                error="".join(traceback.format_exception_only(error)).strip()[:4000],
+                fuente=fuente,
+                cuenta=cuenta,
+                carpeta=carpeta,
+                uid=uid,
+            )
+        )
     except Exception as exc:
         logger.exception("Mail from %s could not be ingested; kept as failed mail", fuente)
         return Resultado(
@@ -144,6 +161,17 @@ def _ingest(mensaje, *, fuente, clave, cuenta, canal) -> Resultado:
         anterior, ticket = ticket, None
     else:
         anterior = None
+    if anterior is not None:
+        # Later replies to the same closed ticket join the one the first of them opened.
+        ticket = (
+            Ticket.objects.select_for_update()
+            .filter(relacionado=anterior)
+            .exclude(estado=Ticket.Estado.CERRADO)
+            .order_by("id")
+            .first()
+        )
+        if ticket is not None:
+            anterior = None
 
     if ticket is None:
         # Machine mail that refers to no ticket opens one too (alerts, bounces of mail sent
@@ -172,14 +200,30 @@ def _duplicado(fuente: str, clave: str) -> Resultado | None:
 def _hilo(mensaje: MensajeEntrante) -> Ticket | None:
     """The ticket a message continues: by its headers (a bounce: by those of the message it
     returns), else by a tag from a participant."""
+    if mensaje.message_id and mensaje.de_email:
+        # The same mail through another of our mailboxes (sent to two addresses) joins the
+        # ticket the first copy opened; only from the same sender, so no one can hijack it.
+        for ticket_id, de in (
+            DetalleTicket.objects.filter(
+                message_id=mensaje.message_id, tipo=DetalleTicket.Tipo.ENTRANTE
+            )
+            .order_by("id")
+            .values_list("ticket_id", "de")[:5]
+        ):
+            if de.lower() == mensaje.de_email or de.lower().endswith(f"<{mensaje.de_email}>"):
+                return Ticket.objects.select_for_update().get(pk=ticket_id)
     ids = [*mensaje.in_reply_to, *reversed(mensaje.references), *mensaje.originales]
     ids = list(dict.fromkeys(ids))
     if ids:
-        found = dict(
+        found: dict[str, int] = {}
+        for message_id, ticket_id in (
             DetalleTicket.objects.filter(message_id__in=ids[:100])
             .order_by("id")
             .values_list("message_id", "ticket_id")
-        )
+        ):
+            # The first entry with an id is the real one: a later mail reusing that
+            # Message-ID (through another mailbox, say) must not take over the thread.
+            found.setdefault(message_id, ticket_id)
         for message_id in ids:
             if message_id in found:
                 return Ticket.objects.select_for_update().get(pk=found[message_id])
@@ -380,15 +424,44 @@ def _direccion(nombre: str, email: str) -> str:
 
 
 def _guardar_archivo(field, contenido: bytes, sufijo: str, sha: str | None = None) -> str:
-    """Store content once by its SHA-256 and return its storage name."""
+    """Store content once by its SHA-256 and return its storage name.
+
+    On the local file system the file is written whole under a temporary name, flushed to
+    disk and renamed into place: a crash never leaves a truncated file under the final name,
+    and an existing file of another size (an older partial write) is replaced.
+    """
     sha = sha or hashlib.sha256(contenido).hexdigest()
     nombre = f"{'correos' if sufijo == '.eml' else 'adjuntos'}/{sha[:2]}/{sha}{sufijo}"
     storage = field.storage
-    if not storage.exists(nombre):
-        guardado = storage.save(nombre, ContentFile(contenido))
-        if guardado != nombre:  # a concurrent writer stored the same content first
-            storage.delete(guardado)
+    try:
+        destino = Path(storage.path(nombre))
+    except NotImplementedError:  # remote storage: its own save is atomic per object
+        if not storage.exists(nombre):
+            storage.save(nombre, ContentFile(contenido))
+        return nombre
+    if destino.is_file() and destino.stat().st_size == len(contenido):
+        return nombre
+    destino.parent.mkdir(parents=True, exist_ok=True)
+    fd, temporal = tempfile.mkstemp(dir=destino.parent, prefix=".tmp-")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(contenido)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(temporal, 0o644)
+        os.replace(temporal, destino)
+    except BaseException:
+        Path(temporal).unlink(missing_ok=True)
+        raise
     return nombre
+
+
+def _base_disponible() -> bool:
+    """Whether the database connection still works (an error was the mail's, not the DB's)."""
+    try:
+        return connection.is_usable() if connection.connection is not None else False
+    except Exception:
+        return False
 
 
 # --- Failed mail ----------------------------------------------------------------------------

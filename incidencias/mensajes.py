@@ -109,7 +109,10 @@ _RAW_8BIT = re.compile("[\udc80-\udcff]")
 _charsets_del_mensaje: ContextVar[tuple[str, ...]] = ContextVar("charsets", default=())
 
 
-_ENCODED_WORD = re.compile(r"=\?([^?\s]*)\?([qQbB])\?(.*?)\?=")
+# Encoded text never contains "?": `[^?]*` keeps the match linear (no backtracking).
+_ENCODED_WORD = re.compile(r"=\?([^?\s]*)\?([qQbB])\?([^?]*)\?=")
+_MAX_HEADER = 16 * 1024  # characters of one header value that are decoded
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 _UNSAFE = re.compile("[\x00\ud800-\udfff]")
 
 
@@ -125,6 +128,7 @@ def decode_text(value) -> str:
         return ""
     if not isinstance(value, str):  # email.header.Header from compat32
         value = str(value)
+    value = value[:_MAX_HEADER]
     if _RAW_8BIT.search(value):
         # Raw 8-bit bytes in a header (RFC 6532, or a careless client): compat32 hands them
         # over as surrogates. UTF-8 when they are, else a charset the message declares.
@@ -132,7 +136,7 @@ def decode_text(value) -> str:
         value = _decode_bytes(raw, None, _charsets_del_mensaje.get())
     value = _unfold(value)  # an encoded word may be folded across lines
     if "=?" not in value:
-        return _sano(value)
+        return _sin_control(_sano(value))
     parts, pos, pending, pending_charset = [], 0, b"", None
     for match in _ENCODED_WORD.finditer(value):
         between = value[pos : match.start()]
@@ -149,7 +153,15 @@ def decode_text(value) -> str:
     if pending:
         parts.append(_decode_bytes(pending, pending_charset))
     parts.append(value[pos:])
-    return _sano("".join(parts).strip())
+    return _sin_control(_sano("".join(parts).strip()))
+
+
+def _sin_control(text: str) -> str:
+    """No line breaks or other control characters in a header value: a decoded CR LF must
+    never become a header of a mail we send."""
+    if not _CONTROL.search(text):
+        return text
+    return _CONTROL.sub(lambda m: " " if m.group() in "\r\n" else "", text)
 
 
 def _decode_word(encoding: str, text: str) -> bytes:
@@ -223,10 +235,23 @@ def message_ids(value) -> list[str]:
         found = [text.strip().strip("<>")]
     seen, out = set(), []
     for item in found:
+        item = _id_acotado(item)
         if item not in seen:
             seen.add(item)
-            out.append(item[:998])
+            out.append(item)
     return out
+
+
+def _id_acotado(message_id: str) -> str:
+    """A Message-ID short enough for its index: a long one becomes its start plus a hash,
+    the same wherever it appears, so threading by it still works."""
+    if len(message_id) <= 255:
+        return message_id
+    digest = hashlib.sha256(message_id.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+    return f"{message_id[:200]}~{digest}"
+
+
+_ADDR_SPEC = re.compile(r"[\w.!#$%&'*+/=?^`{|}~-]+@[\w-]+(?:\.[\w-]+)+")
 
 
 def addresses(values) -> list[tuple[str, str]]:
@@ -243,9 +268,15 @@ def addresses(values) -> list[tuple[str, str]]:
     def show(text):
         return re.sub(r"qqencodedword(\d+)qq", lambda m: words[int(m.group(1))], text)
 
-    hidden = [_ENCODED_WORD.sub(hide, _unfold(str(value))) for value in values if value]
+    hidden = [
+        _ENCODED_WORD.sub(hide, _unfold(str(value)[:_MAX_HEADER])) for value in values if value
+    ]
+    try:
+        parsed = getaddresses(hidden)
+    except RecursionError:  # pathological nesting of comments: take the bare addresses
+        parsed = [("", addr) for addr in _ADDR_SPEC.findall(" ".join(hidden))]
     pairs = []
-    for name, addr in getaddresses(hidden):
+    for name, addr in parsed:
         name = decode_text(show(name))
         addr = decode_text(show(addr)).strip().lower()
         if addr and "@" in addr and len(addr) <= 254:
@@ -282,6 +313,14 @@ _ALLOWED_ATTRIBUTES = {
 }
 
 
+def _solo_imagenes_del_correo(tag: str, attribute: str, value: str) -> str | None:
+    """Images come only from the mail itself (`cid:`): a remote or relative source would
+    tell the sender when an agent read it, or make the agent's browser call our own pages."""
+    if tag == "img" and attribute == "src" and not value.lower().startswith("cid:"):
+        return None
+    return value
+
+
 def sanitise_html(html: str) -> str:
     """HTML safe to show in a page: no scripts, styles, handlers or remote-loading tricks.
 
@@ -296,6 +335,7 @@ def sanitise_html(html: str) -> str:
         url_schemes={"http", "https", "mailto", "cid", "tel"},
         link_rel="noopener noreferrer nofollow",
         strip_comments=True,
+        attribute_filter=_solo_imagenes_del_correo,
     )
 
 
@@ -456,7 +496,9 @@ def _walk(msg: Message, mensaje: MensajeEntrante, limite_adjuntos: int) -> None:
     html = "\n".join(h for h in htmls if h.strip())
     mensaje.html = sanitise_html(html)
     if not mensaje.texto and html:
-        mensaje.texto = html_to_text(html)
+        # From the sanitised HTML: it is well-formed, where the raw one can make the parser
+        # take quadratic time.
+        mensaje.texto = html_to_text(mensaje.html)
 
 
 def _original_ids(part: Message) -> list[str]:

@@ -1536,9 +1536,39 @@ def test_it_lets_database_errors_through_so_the_poller_retries(db, monkeypatch, 
         raise error("server closed the connection unexpectedly")
 
     monkeypatch.setattr(ingest_module, "_guardar_detalle", caida)
+    monkeypatch.setattr(ingest_module, "_base_disponible", lambda: False)  # it really is down
 
     with pytest.raises(error):
         ingest_raw(correo(), fuente="cuenta:1")
 
     assert not CorreoFallido.objects.exists()
     assert not Ticket.objects.exists()
+
+
+def test_it_keeps_a_mail_the_database_refuses_while_up_as_failed_mail(db, monkeypatch):
+    def rechazo(*args, **kwargs):
+        raise OperationalError("index row size 2984 exceeds btree version 4 maximum 2704")
+
+    monkeypatch.setattr(ingest_module, "_guardar_detalle", rechazo)
+    raw = correo()
+    resultado = ingest_raw(raw, fuente="cuenta:1")
+    assert resultado.ticket is None
+    fallido = CorreoFallido.objects.get()
+    assert "index row size" in fallido.error
+    assert fallido.crudo.read() == raw
+    assert not Ticket.objects.exists()
+
+
+def test_it_bounds_very_long_message_ids_and_still_threads_by_them(db):
+    largo = "视" * 990 + "@example.org"
+
+    def raw(cabeceras: str) -> bytes:
+        return (f"From: ana@example.org\r\nSubject: x\r\n{cabeceras}\r\nHola\r\n").encode()
+
+    primero = ingest_raw(raw(f"Message-ID: <{largo}>\r\n"), fuente="cuenta:1")
+    assert primero.ticket is not None
+    assert len(primero.detalle.message_id) <= 255
+    respuesta = ingest_raw(
+        raw(f"Message-ID: <r@example.org>\r\nIn-Reply-To: <{largo}>\r\n"), fuente="cuenta:1"
+    )
+    assert respuesta.ticket == primero.ticket
