@@ -282,6 +282,11 @@ CONSUMIDOR_HMAC_KEY = secret("CONSUMIDOR_HMAC_KEY", default="")
 # How long a process trusts its cached copy of a consumer: a revoked or rotated secret stops
 # working everywhere within this many seconds.
 CONSUMIDOR_CACHE_SECONDS = env.float("CONSUMIDOR_CACHE_SECONDS", default=5.0)
+# After `consumidor rotar`, the previous secret keeps working this many hours (0: at once), so
+# a product can switch to the new one without downtime.
+CONSUMIDOR_SOLAPAMIENTO_HORAS = env.float("CONSUMIDOR_SOLAPAMIENTO_HORAS", default=24.0)
+if not 0 <= CONSUMIDOR_SOLAPAMIENTO_HORAS <= 24 * 90:
+    raise ImproperlyConfigured("CONSUMIDOR_SOLAPAMIENTO_HORAS must be between 0 and 2160.")
 
 # Keys of the encrypted fields: "id:base64(32 bytes)" pairs, comma-separated. New values are
 # written under ENCRYPTION_ACTIVE_KEY (default: the last one); older ids stay to read old rows

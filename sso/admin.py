@@ -2,6 +2,8 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin
 from django.core.exceptions import ValidationError
+from django.utils import timezone
+from django.utils.formats import date_format
 from django.utils.translation import gettext_lazy as _
 
 from . import consumidores, dispositivos, tokens
@@ -16,6 +18,7 @@ from .models import (
     TokenUsuario,
     Unidad,
     Usuario,
+    normalize_networks,
 )
 
 
@@ -87,27 +90,65 @@ class ConsumidorForm(forms.ModelForm):
         widget=forms.CheckboxSelectMultiple,
         required=False,
     )
+    ips_permitidas = forms.CharField(
+        label=_("allowed IPs"),
+        required=False,
+        help_text=_(
+            "IP addresses or networks (CIDR), comma-separated, e.g. 10.0.0.0/8, 2001:db8::/32; "
+            "empty: any address."
+        ),
+    )
 
     class Meta:
         model = ConsumidorAPI
-        fields = ["nombre", "descripcion", "permisos", "activo"]
+        fields = ["nombre", "descripcion", "permisos", "ips_permitidas", "activo"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk and not self.is_bound:
+            self.initial["ips_permitidas"] = ", ".join(self.instance.ips_permitidas or [])
+
+    def clean_ips_permitidas(self):
+        raw = self.cleaned_data.get("ips_permitidas") or ""
+        ips = [item.strip() for item in raw.replace("\n", ",").split(",") if item.strip()]
+        try:
+            return normalize_networks(ips)
+        except ValidationError as exc:
+            raise ValidationError(exc.message_dict["ips_permitidas"]) from exc
 
 
 @admin.register(ConsumidorAPI)
 class ConsumidorAPIAdmin(admin.ModelAdmin):
     form = ConsumidorForm
-    list_display = ["nombre", "descripcion", "permisos", "activo", "creado", "rotado", "revocado"]
+    list_display = [
+        "nombre",
+        "descripcion",
+        "permisos",
+        "ips",
+        "activo",
+        "ultimo_uso",
+        "creado",
+        "rotado",
+        "anterior_vence",
+        "revocado",
+    ]
     list_filter = ["activo"]
     search_fields = ["nombre", "descripcion"]
-    readonly_fields = ["creado", "rotado", "revocado"]
+    readonly_fields = ["creado", "rotado", "anterior_vence", "ultimo_uso", "revocado"]
     actions = ["rotar", "revocar"]
 
     def has_delete_permission(self, request, obj=None):
         return False  # revoke instead: the audit log keeps pointing at the consumer
 
+    @admin.display(description=_("allowed IPs"))
+    def ips(self, obj):
+        return ", ".join(obj.ips_permitidas) or _("any")
+
     def save_model(self, request, obj, form, change):
         if change:
-            super().save_model(request, obj, form, change)
+            # Only what the form edits: the secrets, the overlap and the last use may have
+            # changed since the form was loaded (a rotation, a request).
+            obj.save(update_fields=form.Meta.fields)
             # A rename leaves the old name cached too: forget both.
             for nombre in {form.initial.get("nombre"), obj.nombre} - {None}:
                 consumidores.forget_now_and_on_commit(nombre)
@@ -117,6 +158,7 @@ class ConsumidorAPIAdmin(admin.ModelAdmin):
             permisos=obj.permisos,
             descripcion=obj.descripcion,
             activo=obj.activo,
+            ips_permitidas=obj.ips_permitidas,
         )
         obj.pk = created.pk
         self.message_user(
@@ -134,6 +176,16 @@ class ConsumidorAPIAdmin(admin.ModelAdmin):
             except ValidationError as exc:
                 self.message_user(request, "; ".join(exc.messages), messages.ERROR)
                 continue
+            if consumidor.anterior_vence:
+                previous = _("The previous one works until %(until)s.") % {
+                    "until": date_format(
+                        timezone.localtime(consumidor.anterior_vence), "DATETIME_FORMAT"
+                    )
+                }
+            else:
+                previous = _("The previous one no longer works.")
+            self.message_user(request, f"{consumidor.nombre}: {previous}", messages.INFO)
+            # Its own message, the secret last: the contract of the command too.
             self.message_user(
                 request,
                 _("New secret of %(name)s (shown only now): %(secret)s")

@@ -1,3 +1,5 @@
+import ipaddress
+
 from django.contrib.auth.models import AbstractUser
 from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
@@ -172,6 +174,22 @@ class ConsumidorAPI(models.Model):
     creado = models.DateTimeField(_("created"), auto_now_add=True)
     rotado = models.DateTimeField(_("secret rotated"), null=True, blank=True, editable=False)
     revocado = models.DateTimeField(_("revoked"), null=True, blank=True, editable=False)
+    # Empty: any address. Checked against the client address (TRUSTED_PROXIES honoured).
+    ips_permitidas = models.JSONField(
+        _("allowed IPs"),
+        default=list,
+        blank=True,
+        help_text=_("IP addresses or networks (CIDR); empty: any address."),
+    )
+    # After a rotation the previous secret keeps working until `anterior_vence`.
+    secreto_anterior_hash = models.CharField(
+        _("previous secret (HMAC-SHA256)"), max_length=64, blank=True, editable=False
+    )
+    anterior_vence = models.DateTimeField(
+        _("previous secret valid until"), null=True, blank=True, editable=False
+    )
+    # Written at most once a minute per consumer and process: approximate by design.
+    ultimo_uso = models.DateTimeField(_("last used"), null=True, blank=True, editable=False)
 
     class Meta:
         verbose_name = _("API consumer")
@@ -185,6 +203,30 @@ class ConsumidorAPI(models.Model):
         unknown = set(self.permisos or []) - set(self.Permiso.values)
         if unknown:
             raise ValidationError({"permisos": _("Unknown permissions: %s") % ", ".join(unknown)})
+        self.ips_permitidas = normalize_networks(self.ips_permitidas)
+
+
+def normalize_networks(value) -> list[str]:
+    """IPs/CIDRs as canonical network strings, sorted and without repeats; ValidationError
+    naming the entries that are not one (a network with host bits set included: 10.1.2.3/8
+    is more likely a typo than a wish for 10.0.0.0/8)."""
+    if value in (None, ""):
+        return []
+    if not isinstance(value, list):
+        raise ValidationError({"ips_permitidas": _("A list of IP addresses or networks.")})
+    networks, invalid = set(), []
+    for item in value:
+        try:
+            if not isinstance(item, str):
+                raise ValueError(item)
+            networks.add(ipaddress.ip_network(item.strip(), strict=True))
+        except ValueError:
+            invalid.append(str(item))
+    if invalid:
+        raise ValidationError(
+            {"ips_permitidas": _("Not an IP address or network: %s") % ", ".join(invalid)}
+        )
+    return [str(net) for net in sorted(networks, key=lambda net: (net.version, net))]
 
 
 class Bitacora(models.Model):

@@ -30,12 +30,17 @@ HEADER_SECRET = "HTTP_X_USER_SECRET"  # noqa: S105 - a header name, not a secret
 
 
 class ConsumoAuthentication(BaseAuthentication):
-    """`X-User-Consumo` + `X-User-Secret`; anything missing or wrong is a 401."""
+    """`X-User-Consumo` + `X-User-Secret` (from an allowed address); anything missing or wrong
+    is a 401."""
 
     def authenticate(self, request):
         nombre = request.META.get(HEADER_NAME, "")
         secreto = request.META.get(HEADER_SECRET, "")
-        consumidor = consumidor_autenticar(nombre=nombre, secreto=secreto)
+        # The client address honours TRUSTED_PROXIES; a consumer called from an address not in
+        # its list gets the same 401 as a wrong secret (the reason goes to the log).
+        consumidor = consumidor_autenticar(
+            nombre=nombre, secreto=secreto, ip=bitacora.client_ip(request)
+        )
         if consumidor is None:
             raise exceptions.AuthenticationFailed()
         return AnonymousUser(), consumidor

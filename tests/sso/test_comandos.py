@@ -99,13 +99,22 @@ def test_it_lists_consumers_without_secrets_or_hashes():
 def test_it_rotates_a_secret():
     old = last_word(run("crear", "mesa", "--permisos", "usuarios"))
     assert authenticates("mesa", old)  # cached now: the rotation must drop it
-    output = run("rotar", "mesa")
+    output = run("rotar", "mesa", "--solapamiento", "0")
     new = last_word(output)
     assert new != old
     assert "mesa" in output
     assert authenticates("mesa", new)
     assert not authenticates("mesa", old)
     assert ConsumidorAPI.objects.get(nombre="mesa").rotado is not None
+
+
+def test_a_rotated_secret_keeps_working_for_the_default_overlap():
+    old = last_word(run("crear", "mesa", "--permisos", "usuarios"))
+    output = run("rotar", "mesa")
+    new = last_word(output)
+    assert "previous secret works until" in output
+    assert authenticates("mesa", new)
+    assert authenticates("mesa", old)
 
 
 def test_it_revokes_a_consumer():
@@ -334,6 +343,7 @@ def test_it_rotates_a_secret_from_the_admin(admin_client):
         "/admin/sso/consumidorapi/",
         {"action": "rotar", "_selected_action": [row.pk]},
         follow=True,
+        HTTP_ACCEPT_LANGUAGE="en",
     )
     assert response.redirect_chain[0][1] == 302
     row.refresh_from_db()
@@ -341,7 +351,10 @@ def test_it_rotates_a_secret_from_the_admin(admin_client):
     assert len(shown) == 1
     assert shown[0] != old
     assert authenticates("portal", shown[0])
-    assert not authenticates("portal", old)
+    # The default overlap: the old secret works until the time the admin was told.
+    assert authenticates("portal", old)
+    assert any("previous one works until" in str(m) for m in response.context["messages"])
+    assert row.anterior_vence is not None
 
 
 def test_it_revokes_from_the_admin(admin_client):

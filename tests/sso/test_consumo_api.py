@@ -1,6 +1,7 @@
 """Envelope A, consumer authentication and the audit log, through UsuarioInterno/get."""
 
 import json
+from datetime import timedelta
 
 import pytest
 from django.test import override_settings
@@ -141,7 +142,7 @@ def test_it_refuses_a_revoked_consumer(api, consumer):
 
 def test_a_rotated_secret_replaces_the_old_one(api, consumer):
     consumidor, headers = consumer
-    new_secret = consumidores.consumidor_rotar(consumidor=consumidor)
+    new_secret = consumidores.consumidor_rotar(consumidor=consumidor, solapamiento=timedelta(0))
     assert post(api, headers).status_code == 401
     assert post(api, {**headers, "HTTP_X_USER_SECRET": new_secret}).status_code == 200
 
