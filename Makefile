@@ -47,6 +47,7 @@ messages: install
 
 bench: install
 	$(PY) bench/api.py
+	$(PY) bench/sso.py
 	$(PY) bench/ingest.py
 
 clean:

@@ -1,15 +1,21 @@
-"""The project's URLs plus the baseline view; never part of the production URLconf."""
+"""The project's URLs plus the baseline views; never part of the production URLconf."""
 
 from django.urls import path
 
 from incidencias import urls as project_urls
 
 from .baseline import BaselineUsuarioInternoView
+from .baseline_sso import BaselineRefreshUserTokenView
 
-# Appended last, so the baseline pays for resolving past every project pattern.
+# Appended last, so the baselines pay for resolving past every project pattern.
 urlpatterns = [
     *project_urls.urlpatterns,
     path("bench/baseline", BaselineUsuarioInternoView.as_view(), name="bench-baseline"),
+    path(
+        "bench/baseline-refresh",
+        BaselineRefreshUserTokenView.as_view(),
+        name="bench-baseline-refresh",
+    ),
 ]
 
 handler404 = project_urls.handler404
