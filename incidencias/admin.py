@@ -93,6 +93,13 @@ class CuentaCorreoAdmin(admin.ModelAdmin):
     list_filter = ["estado", "departamento", "seguridad"]
     search_fields = ["user", "host"]
     readonly_fields = ["ultimo_sondeo", "ultimo_error", "ultimo_error_en"]
+
+    def get_queryset(self, request):
+        queryset = super().get_queryset(request).select_related("departamento")
+        if request.resolver_match and request.resolver_match.url_name.endswith("changelist"):
+            queryset = queryset.defer("password")  # the list never decrypts passwords
+        return queryset
+
     inlines = [EstadoCarpetaInline]
     actions = ["sondear_ahora", "releer_desde_el_inicio"]
 
@@ -126,8 +133,9 @@ class DetalleTicketAdmin(admin.ModelAdmin):
     search_fields = ["=message_id", "asunto", "de"]
     list_select_related = ["ticket"]
     raw_id_fields = ["ticket", "autor"]
-    readonly_fields = ["fuente", "clave_dedup", "crudo", "headers", "message_id", "in_reply_to",
-                       "references", "rebotados", "nota", "creado"]  # fmt: skip
+    # The HTML was sanitised on the way in: editing it here would bypass that.
+    readonly_fields = ["html", "fuente", "clave_dedup", "crudo", "headers", "message_id",
+                       "in_reply_to", "references", "rebotados", "nota", "creado"]  # fmt: skip
     inlines = [AdjuntoInline]
     show_full_result_count = False
 
@@ -160,7 +168,7 @@ class TicketAdmin(admin.ModelAdmin):
     def get_search_results(self, request, queryset, search_term):
         if not search_term:
             return queryset, False
-        if search_term.isdigit():
+        if search_term.isascii() and search_term.isdigit() and len(search_term) < 19:
             return queryset.filter(numero=int(search_term)), False
         return ticket_buscar(texto=search_term, tickets=queryset), False
 
@@ -168,6 +176,7 @@ class TicketAdmin(admin.ModelAdmin):
 @admin.register(CorreoFallido)
 class CorreoFallidoAdmin(admin.ModelAdmin):
     list_display = ["id", "creado", "motivo", "fuente", "tamano", "reprocesado_en", "detalle"]
+    list_select_related = ["detalle__ticket"]
     list_filter = ["motivo", ("reprocesado_en", admin.EmptyFieldListFilter)]
     readonly_fields = [f.name for f in CorreoFallido._meta.fields]
     actions = ["reprocesar"]

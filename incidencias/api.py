@@ -2,6 +2,8 @@
 
 import base64
 import binascii
+import os
+import stat
 from datetime import datetime
 from email.message import Message
 from pathlib import Path
@@ -70,25 +72,39 @@ class AdjuntoSerializer(serializers.Serializer):
         return attrs
 
 
-def leer_ruta_adjunto(route: str) -> bytes:
-    """The bytes of a `route` attachment: a file under ATTACHMENTS_ROOT, never outside it."""
+def leer_ruta_adjunto(route: str, *, limite: int) -> bytes:
+    """The bytes of a `route` attachment: a file under ATTACHMENTS_ROOT, never outside it,
+    and never more than `limite` bytes.
+
+    What is checked is what is read: the file is opened once (no link as its last part), and
+    its real path and size are taken from the open descriptor, so swapping a link in between
+    the check and the read changes nothing.
+    """
     relative = Path(route)
     if relative.is_absolute() or ".." in relative.parts or "\x00" in route:
         raise serializers.ValidationError(f"Ruta no permitida: {route}")
     root = Path(settings.ATTACHMENTS_ROOT).resolve()
-    target = (root / relative).resolve()  # follows links: one leaving the root is refused
-    if not target.is_relative_to(root):
-        raise serializers.ValidationError(f"Ruta no permitida: {route}")
-    if not target.is_file():
+    try:
+        fd = os.open(root / relative, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        raise serializers.ValidationError(f"No existe el archivo: {route}") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):  # a directory, a device, a pipe
+        os.close(fd)
         raise serializers.ValidationError(f"No existe el archivo: {route}")
-    if target.stat().st_size > settings.INGEST_MAX_BYTES:
+    with os.fdopen(fd, "rb") as handle:
+        real = Path(os.path.realpath(f"/proc/self/fd/{handle.fileno()}"))
+        if not real.is_relative_to(root):
+            raise serializers.ValidationError(f"Ruta no permitida: {route}")
+        contenido = handle.read(limite + 1)
+    if len(contenido) > limite:
         raise serializers.ValidationError(f"El archivo excede el tamaño permitido: {route}")
-    return target.read_bytes()
+    return contenido
 
 
 @extend_schema_serializer(component_name="CorreoEntrante")
 class CorreoSaveInput(serializers.Serializer):
-    sistema = serializers.CharField(max_length=120, required=False, allow_blank=True, default="")
+    # 116: the source it becomes ("api:" + sistema) fits its 120-character column.
+    sistema = serializers.CharField(max_length=116, required=False, allow_blank=True, default="")
     subject = serializers.CharField(required=False, allow_blank=True, default="")
     from_ = DireccionesField(label="from")
     to = DireccionesField(required=False, default=list)
@@ -127,6 +143,8 @@ class CorreoSaveInput(serializers.Serializer):
             raise serializers.ValidationError(
                 "Fecha inválida: use 'AAAA-MM-DD HH:MM:SS' o ISO 8601."
             ) from None
+        if not (1970 <= parsed.year <= 9000):
+            raise serializers.ValidationError("Fecha fuera de rango.")
         if timezone.is_naive(parsed):
             parsed = timezone.make_aware(parsed)  # the portal's time zone, as the seed sends it
         return parsed
@@ -137,7 +155,8 @@ class CorreoSaveInput(serializers.Serializer):
         for index, item in enumerate(attrs.get("attachments", [])):
             try:
                 if item.get("route"):
-                    contenido = leer_ruta_adjunto(item["route"])
+                    restante = settings.INGEST_MAX_BYTES - total
+                    contenido = leer_ruta_adjunto(item["route"], limite=max(restante, 0))
                 else:
                     contenido = base64.b64decode(item["content"], validate=True)
             except binascii.Error:

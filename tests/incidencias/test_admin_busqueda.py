@@ -146,3 +146,37 @@ def test_the_demo_loads_the_ticket_configuration_once(settings):
         CuentaCorreo.objects.count(),
         Usuario.objects.count(),
     ) == counts
+
+
+def test_admin_lists_keep_a_constant_number_of_queries(admin_client, soporte, monkeypatch):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    def cuenta_consultas(url):
+        with CaptureQueriesContext(connection) as ctx:
+            assert admin_client.get(url).status_code == 200
+        return len(ctx.captured_queries)
+
+    CuentaCorreo.objects.create(host="h", user="a@example.com", password="x", departamento=soporte)
+    _falla_una_vez(monkeypatch)
+    ingest_raw(mail("f1@x", "Caso", "texto"))
+    antes = (
+        cuenta_consultas("/admin/incidencias/cuentacorreo/"),
+        cuenta_consultas("/admin/incidencias/correofallido/"),
+    )
+    for index in range(5):
+        CuentaCorreo.objects.create(
+            host="h", user=f"b{index}@example.com", password="x", departamento=soporte
+        )
+        _falla_una_vez(monkeypatch)
+        ingest_raw(mail(f"f{index + 2}@x", f"Caso {index}", "texto"))
+    despues = (
+        cuenta_consultas("/admin/incidencias/cuentacorreo/"),
+        cuenta_consultas("/admin/incidencias/correofallido/"),
+    )
+    assert despues == antes
+
+
+def test_admin_ticket_search_takes_odd_digits(admin_client):
+    assert admin_client.get("/admin/incidencias/ticket/?q=²").status_code == 200
+    assert admin_client.get("/admin/incidencias/ticket/?q=" + "9" * 30).status_code == 200

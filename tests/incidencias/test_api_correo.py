@@ -300,3 +300,30 @@ def test_concurrent_new_tickets_get_distinct_numbers(live_server, make_consumer)
     assert [a.status_code for a in answers] == [200] * 20
     assert len({a.json()["ticket"] for a in answers}) == 20
     assert Ticket.objects.count() == 20
+
+
+@override_settings(INGEST_MAX_BYTES=3000)
+def test_route_attachments_share_one_size_budget(save, adjuntos_root):
+    (adjuntos_root / "logs" / "grande.bin").write_bytes(b"x" * 2000)
+    body = correo(attachments=[{"name": f"{i}.bin", "route": "logs/grande.bin"} for i in range(40)])
+    response = save(body)
+    assert response.status_code == 422
+    assert "attachments" in response.json()["errors"]
+    assert Ticket.objects.count() == 0
+
+
+def test_a_directory_or_a_link_as_last_part_is_not_an_attachment(save, adjuntos_root):
+    os.symlink(adjuntos_root / "logs" / "error_log.txt", adjuntos_root / "enlace-interno.txt")
+    for route in ["logs", "enlace-interno.txt"]:
+        response = save(correo(attachments=[{"name": "x", "route": route}]))
+        assert response.status_code == 422, route
+    assert Ticket.objects.count() == 0
+
+
+@pytest.mark.parametrize(
+    ("field", "value"), [("date", "9999-12-31 23:59:59"), ("sistema", "s" * 117)]
+)
+def test_values_out_of_range_are_422_not_500(save, field, value):
+    response = save(correo(**{field: value}))
+    assert response.status_code == 422
+    assert field in response.json()["errors"]
