@@ -41,6 +41,7 @@ import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -456,7 +457,8 @@ def check_revocation(port: int, body: dict, secreto: str, ttl: float) -> dict:
     for _ in range(16):  # every worker has the consumer cached
         post(port, PORTAL_PATH, body, CONSUMER, secreto)
     consumidor = ConsumidorAPI.objects.get(nombre=CONSUMER)
-    nuevo = consumidor_rotar(consumidor=consumidor)
+    # No overlap: this measures how fast a change reaches every worker.
+    nuevo = consumidor_rotar(consumidor=consumidor, solapamiento=timedelta(0))
     rotated = last_accepted(port, body, secreto, ttl + 1.5)
     status, _ = post(port, PORTAL_PATH, body, CONSUMER, nuevo)
     if status != 200:

@@ -121,6 +121,22 @@ class ConsumoAPIView(APIView):
             raise ApiError(411, self.envelope.message_for(411))
         super().initial(request, *args, **kwargs)
 
+    _validadores: dict = {}
+
+    @classmethod
+    def validar(cls, serializer_class, data) -> dict:
+        """`data` validated by `serializer_class` (422 with field errors otherwise).
+
+        DRF builds a serializer's fields anew for every instance, deep-copying each one, which
+        costs more than this API's query. The fields of an input serializer hold no state of
+        a request, so one instance per class, built on first use, validates every request.
+        """
+        validador = cls._validadores.get(serializer_class)
+        if validador is None:
+            validador = cls._validadores.setdefault(serializer_class, serializer_class())
+            validador.fields  # noqa: B018 - built now, once
+        return validador.run_validation(data)
+
     def ok(self, data=None, message: str = "", status_code: int = 200) -> Response:
         body = self.envelope.success(data=data, message=message, status_code=status_code)
         return Response(body, status=status_code)

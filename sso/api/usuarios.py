@@ -125,9 +125,7 @@ class UsuarioInternoGetView(ConsumoAPIView):
         ],
     )
     def post(self, request):
-        params = self.InputSerializer(data=request.data)
-        params.is_valid(raise_exception=True)
-        filters = params.validated_data
+        filters = self.validar(self.InputSerializer, request.data)
         rows = usuario_interno_rows(
             login=filters.get("user") or None,
             email=filters.get("email") or None,
