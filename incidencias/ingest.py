@@ -284,7 +284,12 @@ def _ticket_nuevo(mensaje, *, cuenta, canal, relacionado) -> Ticket:
     )
     if departamento is not None:
         ticket.asignado_id = _agente(departamento)
-        vencimientos = sla_vencimientos(ticket=ticket, desde=timezone.now())
+        try:
+            vencimientos = sla_vencimientos(ticket=ticket, desde=timezone.now())
+        except (ValueError, OverflowError):
+            # A calendar that cannot place the targets must not stop the department's mail.
+            logger.exception("No SLA due dates for a new ticket of %s", departamento)
+            vencimientos = None
         if vencimientos:
             ticket.vence_primera_respuesta, ticket.vence_resolucion = vencimientos
     ticket.save()

@@ -2,6 +2,7 @@
 
 from django.conf import settings
 from django.contrib.postgres.search import SearchVectorField
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
@@ -26,6 +27,25 @@ class Calendario(models.Model):
 
     def __str__(self):
         return self.nombre
+
+    def clean(self):
+        from datetime import time
+
+        error = ValidationError(
+            {"horario": _('Use {"0": [["08:00", "17:00"]], …}: weekdays 0–6, spans start < end.')}
+        )
+        if not isinstance(self.horario, dict):
+            raise error
+        for dia, spans in self.horario.items():
+            if dia not in {str(d) for d in range(7)} or not isinstance(spans, list):
+                raise error
+            for span in spans:
+                try:
+                    inicio, fin = (time.fromisoformat(v) for v in span)
+                except (TypeError, ValueError):
+                    raise error from None
+                if inicio >= fin:
+                    raise error
 
 
 class Feriado(models.Model):

@@ -10,9 +10,13 @@ _MAX_DAYS = 3 * 366
 
 
 def _spans(calendario: Calendario, weekday: int) -> list[tuple[time, time]]:
+    """The opening spans of a weekday; anything malformed in `horario` is skipped."""
+    horario = calendario.horario if isinstance(calendario.horario, dict) else {}
+    dia = horario.get(str(weekday), [])
     spans = []
-    for start, end in (calendario.horario or {}).get(str(weekday), []):
+    for span in dia if isinstance(dia, list) else []:
         try:
+            start, end = span
             a, b = time.fromisoformat(start), time.fromisoformat(end)
         except (TypeError, ValueError):
             continue

@@ -180,3 +180,25 @@ def test_admin_lists_keep_a_constant_number_of_queries(admin_client, soporte, mo
 def test_admin_ticket_search_takes_odd_digits(admin_client):
     assert admin_client.get("/admin/incidencias/ticket/?q=²").status_code == 200
     assert admin_client.get("/admin/incidencias/ticket/?q=" + "9" * 30).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "horario", [{"0": "08:00-17:00"}, {"0": [["08:00"]]}, [["08:00", "17:00"]], {"9": []}]
+)
+def test_a_malformed_calendar_is_refused_and_never_stops_mail(soporte, horario):
+    from django.core.exceptions import ValidationError
+
+    from incidencias.models import Calendario, PoliticaSLA
+
+    calendario = Calendario(nombre="Roto", horario=horario)
+    with pytest.raises(ValidationError):
+        calendario.full_clean()
+    calendario.save()  # as if written around the form
+    PoliticaSLA.objects.create(
+        departamento=soporte, prioridad="normal", primera_respuesta_min=60, resolucion_min=600,
+        calendario=calendario,
+    )  # fmt: skip
+    cuenta = CuentaCorreo.objects.create(host="h", user="s@example.com", departamento=soporte)
+    resultado = ingest_raw(mail("cal@x", "Caso", "texto"), cuenta=cuenta)
+    assert resultado.ticket is not None
+    assert resultado.ticket.departamento == soporte
