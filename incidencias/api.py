@@ -31,6 +31,7 @@ from .mensajes import (
     decode_text,
     html_to_text,
     message_ids,
+    nombre_de_archivo,
     sanitise_html,
     tipo_automatico,
 )
@@ -168,7 +169,7 @@ class CorreoSaveInput(serializers.Serializer):
             total += len(contenido)
             adjuntos.append(
                 AdjuntoEntrante(
-                    nombre=Path(item["name"].replace("\\", "/")).name or "adjunto",
+                    nombre=nombre_de_archivo(item["name"]) or "adjunto",
                     content_type=item.get("type") or "application/octet-stream",
                     contenido=contenido,
                 )

@@ -89,31 +89,20 @@ def ingest_raw(
         if not _base_disponible():
             raise  # the database, not the mail: the caller retries later
         error = exc  # the database refused this mail (say, a value too big for an index)
-        logger.exception("Mail from %s refused by the database; kept as failed mail", fuente)
-        return Resultado(
-            fallido=correo_fallido_registrar(
-                raw=raw,
-                motivo=CorreoFallido.Motivo.ERROR,
-                error="".join(traceback.format_exception_only(error)).strip()[:4000],
-                fuente=fuente,
-                cuenta=cuenta,
-                carpeta=carpeta,
-                uid=uid,
-            )
-        )
     except Exception as exc:
-        logger.exception("Mail from %s could not be ingested; kept as failed mail", fuente)
-        return Resultado(
-            fallido=correo_fallido_registrar(
-                raw=raw,
-                motivo=CorreoFallido.Motivo.ERROR,
-                error="".join(traceback.format_exception_only(exc)).strip()[:4000],
-                fuente=fuente,
-                cuenta=cuenta,
-                carpeta=carpeta,
-                uid=uid,
-            )
+        error = exc
+    logger.error("Mail from %s could not be ingested; kept as failed mail", fuente, exc_info=error)
+    return Resultado(
+        fallido=correo_fallido_registrar(
+            raw=raw,
+            motivo=CorreoFallido.Motivo.ERROR,
+            error="".join(traceback.format_exception_only(error)).strip()[:4000],
+            fuente=fuente,
+            cuenta=cuenta,
+            carpeta=carpeta,
+            uid=uid,
         )
+    )
 
 
 def ingest(

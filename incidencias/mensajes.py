@@ -411,7 +411,11 @@ def _filename(part: Message) -> str:
         name = decode_text(value) if value else ""
         if name.strip():
             break
-    # Only the last path component, without control characters.
+    return nombre_de_archivo(name)
+
+
+def nombre_de_archivo(name: str) -> str:
+    """A file name safe to store and offer: the last path component, no control characters."""
     name = re.split(r"[\\/]", name)[-1]
     return re.sub(r"[\x00-\x1f\x7f]", "", name).strip()[:255]
 

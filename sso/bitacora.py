@@ -164,8 +164,9 @@ def bitacora_registrar(
     Inside a transaction the row is written in a savepoint, so a failure never breaks it.
     """
     resumen = resumen or {}
-    if len(json.dumps(resumen, ensure_ascii=False)) > _MAX_SUMMARY:
-        resumen = {"truncado": json.dumps(resumen, ensure_ascii=False)[:_MAX_SUMMARY]}
+    texto = json.dumps(resumen, ensure_ascii=False)
+    if len(texto) > _MAX_SUMMARY:
+        resumen = {"truncado": texto[:_MAX_SUMMARY]}
     values = {
         "creado": timezone.now(),
         "endpoint": _clean(endpoint)[:255],
