@@ -116,12 +116,17 @@ if DATABASE_URL:
     DATABASES = {"default": env.db_url_config(DATABASE_URL)}
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=600)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = env.bool("CONN_HEALTH_CHECKS", default=True)
+    _options = DATABASES["default"].setdefault("OPTIONS", {})
+    if env.bool("DATABASE_PREPARED_STATEMENTS", default=True):
+        # Statements on server-bound cursors are prepared once they have run 5 times on a
+        # connection. Django's own cursors bind on the client and never prepare; the few
+        # hand-written statements of every API call do (incidencias.db.cursor_preparado).
+        # Set 0 behind a pooler that cannot keep prepared statements (PgBouncer in
+        # transaction mode before 1.21).
+        _options.setdefault("prepare_threshold", 5)
     if env.bool("DATABASE_SERVER_SIDE_BINDING", default=False):
-        # Server-side parameters: statements run 5 times are prepared, not planned per request.
-        # Not behind PgBouncer in transaction mode.
-        DATABASES["default"].setdefault("OPTIONS", {}).update(
-            server_side_binding=True, prepare_threshold=5
-        )
+        # Every ORM statement bound on the server too (and so prepared, with the above).
+        _options["server_side_binding"] = True
 else:
     VAR_DIR.mkdir(parents=True, exist_ok=True)  # SQLite creates the file, not its folder.
     DATABASES = {

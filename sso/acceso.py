@@ -18,9 +18,10 @@ from functools import lru_cache
 from django.conf import settings
 from django.contrib.auth.hashers import check_password, make_password
 from django.core.cache import cache
-from django.db.models import Q
-from django.utils import timezone
+from django.db import connections, router
 from django.views.decorators.debug import sensitive_variables
+
+from incidencias.db import cursor_preparado, filas
 
 from .dispositivos import dispositivo_verificar_pin
 from .models import Dispositivo, Sistema, TokenUsuario, Usuario
@@ -87,15 +88,22 @@ def _limite(clave: str) -> int:
 
 def intentos_bloqueo(*, claves: list[str | None]) -> int:
     """Seconds left of the lockout of any of these counters, or 0 if none is locked."""
+    return _intentos(claves=claves)[0]
+
+
+def _intentos(*, claves: list[str | None]) -> tuple[int, dict[str, int]]:
+    """The lockout's seconds left (0 if none is locked) and each counter's failures."""
     claves = [clave for clave in claves if clave]
     valores = cache.get_many([*claves, *(f"{clave}:hasta" for clave in claves)])
     ahora = time.time()
     espera = 0
+    fallos = {}
     for clave in claves:
-        if (valores.get(clave) or 0) >= _limite(clave):
+        fallos[clave] = valores.get(clave) or 0
+        if fallos[clave] >= _limite(clave):
             hasta = valores.get(f"{clave}:hasta") or ahora + _window_seconds()
             espera = max(espera, int(hasta - ahora) + 1)
-    return espera
+    return espera, fallos
 
 
 def intentos_fallo(*, claves: list[str | None], motivo: str) -> None:
@@ -131,14 +139,49 @@ def _burn_hasher(secreto: str) -> None:
     check_password(secreto, _dummy_hash())
 
 
-def _find_usuario(identificador: str) -> Usuario | None:
-    """The user whose login is `identificador`, else the only one with that email."""
+# The user by login or email, and whether they may enter a given system, in one statement (this
+# runs on every sign-in). `UPPER(email) = UPPER(%s)` is what the ORM's `email__iexact` runs.
+_BUSCAR_SQL = """
+SELECT {columnas},
+       EXISTS (SELECT 1 FROM {accesos} a WHERE a.{acceso_usuario} = u.id
+                                          AND a.{acceso_sistema} = %s)
+  FROM {usuarios} u
+ WHERE u.username = %s OR UPPER(u.email) = UPPER(%s)
+ LIMIT 3
+"""
+_buscar_sql: dict[str, str] = {}
+
+
+def _find_usuario(identificador: str, *, sistema: Sistema | None = None) -> Usuario | None:
+    """The user whose login is `identificador`, else the only one with that email.
+
+    With `sistema`, the user comes with `acceso_sistema`: whether they may enter it.
+    """
     identificador = identificador.strip()
     if not identificador:
         return None
-    candidatos = list(
-        Usuario.objects.filter(Q(username=identificador) | Q(email__iexact=identificador))[:3]
-    )
+    connection = connections[router.db_for_read(Usuario)]
+    lector = filas(connection, ("u", Usuario))
+    sql = _buscar_sql.get(connection.vendor)
+    if sql is None:
+        q = connection.ops.quote_name
+        accesos = Usuario.accesos_sistemas.through._meta
+        sql = _buscar_sql[connection.vendor] = _BUSCAR_SQL.format(
+            columnas=lector.columnas,
+            accesos=q(accesos.db_table),
+            acceso_usuario=q(accesos.get_field("usuario").column),
+            acceso_sistema=q(accesos.get_field("sistema").column),
+            usuarios=q(Usuario._meta.db_table),
+        )
+    with cursor_preparado(connection.alias) as cursor:
+        cursor.execute(sql, [sistema.pk if sistema else None, identificador, identificador])
+        rows = cursor.fetchall()
+    candidatos = []
+    for row in rows:
+        (usuario,) = lector.instancias(connection, row)
+        if sistema is not None:
+            usuario.acceso_sistema = bool(row[-1])
+        candidatos.append(usuario)
     por_login = [u for u in candidatos if u.username == identificador]
     if por_login:
         return por_login[0]
@@ -146,7 +189,17 @@ def _find_usuario(identificador: str) -> Usuario | None:
 
 
 def sistema_por_alias(*, alias: str) -> Sistema | None:
-    return Sistema.objects.filter(alias=alias, activo=True).first()
+    """The active system (product) with that alias: one hand-written SELECT, on every sign-in."""
+    connection = connections[router.db_for_read(Sistema)]
+    lector = filas(connection, ("s", Sistema))
+    tabla = connection.ops.quote_name(Sistema._meta.db_table)
+    with cursor_preparado(connection.alias) as cursor:
+        cursor.execute(
+            f"SELECT {lector.columnas} FROM {tabla} s WHERE s.alias = %s AND s.activo",  # noqa: S608 - fixed identifiers only
+            [alias],
+        )
+        row = cursor.fetchone()
+    return lector.instancias(connection, row)[0] if row else None
 
 
 def _grant(
@@ -155,32 +208,40 @@ def _grant(
     sistema: Sistema,
     ip: str | None,
     clave_cuenta: str,
+    fallos_cuenta: int,
     dispositivo: Dispositivo | None = None,
 ) -> Acceso:
-    if not usuario.accesos_sistemas.filter(pk=sistema.pk).exists():
+    """Let the user in: a token, the sign-in recorded, the account's failure count cleared
+    (when it has one: a sign-in without earlier failures costs no cache write)."""
+    acceso = getattr(usuario, "acceso_sistema", None)  # loaded with the user by _find_usuario
+    if acceso is None:
+        acceso = usuario.accesos_sistemas.filter(pk=sistema.pk).exists()
+    if not acceso:
         raise SinAccesoAlSistema()
-    intentos_reiniciar(clave=clave_cuenta)
-    ahora = timezone.now()
-    Usuario.objects.filter(pk=usuario.pk).update(last_login=ahora, ultima_ip=ip)
-    usuario.last_login, usuario.ultima_ip = ahora, ip
-    token, plano = token_emitir(usuario=usuario, sistema=sistema, dispositivo=dispositivo, ip=ip)
+    if fallos_cuenta:
+        intentos_reiniciar(clave=clave_cuenta)
+    token, plano = token_emitir(
+        usuario=usuario, sistema=sistema, dispositivo=dispositivo, ip=ip, al_entrar=True
+    )
     return Acceso(usuario=usuario, token=token, token_plano=plano)
 
 
-def _refuse_if_locked(*, claves: list[str | None]) -> None:
-    espera = intentos_bloqueo(claves=claves)
+def _refuse_if_locked(*, claves: list[str | None]) -> dict[str, int]:
+    """Raise AccesoBloqueado if any counter is locked; else each counter's failures so far."""
+    espera, fallos = _intentos(claves=claves)
     if espera:
         logger.info("SSO access refused: locked out")
         raise AccesoBloqueado(espera)
+    return fallos
 
 
 @sensitive_variables("password")
 def acceso_normal(*, sistema: Sistema, identificador: str, password: str, ip: str | None) -> Acceso:
     """Sign in with login or email and password; raises an AccesoError subclass on refusal."""
-    usuario = _find_usuario(identificador)
+    usuario = _find_usuario(identificador, sistema=sistema)
     clave_cuenta = intentos_clave_cuenta(identificador=identificador, usuario=usuario)
     claves = [clave_cuenta, intentos_clave_ip(ip=ip)]
-    _refuse_if_locked(claves=claves)  # before any hasher runs
+    fallos = _refuse_if_locked(claves=claves)  # before any hasher runs
 
     if usuario is None or not usuario.has_usable_password():
         _burn_hasher(password)
@@ -189,7 +250,13 @@ def acceso_normal(*, sistema: Sistema, identificador: str, password: str, ip: st
         check_password(password, usuario.password)  # same cost; no hash upgrade for them
         motivo = "inactive user"
     elif usuario.check_password(password):  # upgrades an old hash on success
-        return _grant(usuario=usuario, sistema=sistema, ip=ip, clave_cuenta=clave_cuenta)
+        return _grant(
+            usuario=usuario,
+            sistema=sistema,
+            ip=ip,
+            clave_cuenta=clave_cuenta,
+            fallos_cuenta=fallos[clave_cuenta],
+        )
     else:
         motivo = "wrong password"
     intentos_fallo(claves=claves, motivo=motivo)
@@ -202,10 +269,10 @@ def acceso_pin(
 ) -> Acceso:
     """Sign in with login or email and the PIN of one of the user's devices. Wrong PINs also
     lock the device itself (PIN_MAX_FALLOS in a row, see `dispositivo_verificar_pin`)."""
-    usuario = _find_usuario(identificador)
+    usuario = _find_usuario(identificador, sistema=sistema)
     clave_cuenta = intentos_clave_cuenta(identificador=identificador, usuario=usuario)
     claves = [clave_cuenta, intentos_clave_ip(ip=ip)]
-    _refuse_if_locked(claves=claves)
+    fallos = _refuse_if_locked(claves=claves)
 
     dispositivo = (
         Dispositivo.objects.filter(pk=id_dispositivo, usuario=usuario).first()
@@ -225,6 +292,7 @@ def acceso_pin(
             sistema=sistema,
             ip=ip,
             clave_cuenta=clave_cuenta,
+            fallos_cuenta=fallos[clave_cuenta],
             dispositivo=dispositivo,
         )
     intentos_fallo(claves=claves, motivo=motivo)

@@ -12,6 +12,8 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
+from incidencias.db import cursor_preparado
+
 from .models import Bitacora
 
 logger = logging.getLogger("incidencias.bitacora")
@@ -142,7 +144,7 @@ def _insert(values: dict) -> int:
         f" RETURNING {q(Bitacora._meta.pk.column)}" if returning else "",
     )
     params = [field.get_db_prep_save(values[field.name], connection) for field in fields]
-    with connection.cursor() as cursor:
+    with cursor_preparado() as cursor:
         cursor.execute(sql, params)
         return cursor.fetchone()[0] if returning else cursor.lastrowid
 

@@ -5,6 +5,8 @@ from datetime import UTC, datetime
 from django.db import connection
 from django.utils import timezone
 
+from incidencias.db import cursor_preparado
+
 from .models import Rol, Sistema, Usuario
 
 # Columns of `usuario_interno_rows`, in SELECT order.
@@ -64,7 +66,7 @@ def usuario_interno_rows(
     if departamento_id is not None:
         where.append("u.departamento_id = %s")
         params.append(departamento_id)
-    with connection.cursor() as cursor:
+    with cursor_preparado() as cursor:
         cursor.execute(_usuario_interno_sql(" AND ".join(where)), params)
         rows = [dict(zip(USUARIO_INTERNO_COLUMNS, row, strict=True)) for row in cursor.fetchall()]
     for row in rows:

@@ -256,6 +256,10 @@ class RefreshUserTokenView(ConsumoAPIView):
         params = self.InputSerializer(data={**body, **request.query_params.dict()})
         params.is_valid(raise_exception=True)
         alias = params.validated_data.get("product")
-        sistema = _sistema(alias) if alias else None
+        sistema = token.sistema  # loaded with the token: no lookup when the product is its own
+        if alias and (sistema is None or sistema.alias != alias or not sistema.activo):
+            sistema = _sistema(alias)
+        elif not alias:
+            sistema = None
         acceso = acceso_renovar(token=token, sistema=sistema, ip=client_ip(request))
         return self.ok(usuario_dict(usuario=acceso.usuario, token=acceso.token_plano), LOGUEADO)

@@ -212,3 +212,22 @@ def test_it_reads_the_file_named_by_env_file_below_the_environment(tmp_path):
 
     assert values["TIME_ZONE"] == "Europe/Madrid"
     assert values["ALLOWED_HOSTS"] == ["portal.example.com"]
+
+
+def test_it_prepares_hand_written_statements_unless_told_not_to(tmp_path):
+    url = "postgres://portal@db.example.invalid/incidencias"
+
+    default = settings_of(production_env(tmp_path, DATABASE_URL=url), "DATABASES")
+    disabled = settings_of(
+        production_env(tmp_path, DATABASE_URL=url, DATABASE_PREPARED_STATEMENTS="0"), "DATABASES"
+    )
+    bound = settings_of(
+        production_env(tmp_path, DATABASE_URL=url, DATABASE_SERVER_SIDE_BINDING="1"), "DATABASES"
+    )
+
+    assert default["DATABASES"]["default"]["OPTIONS"] == {"prepare_threshold": 5}
+    assert "prepare_threshold" not in disabled["DATABASES"]["default"]["OPTIONS"]
+    assert bound["DATABASES"]["default"]["OPTIONS"] == {
+        "prepare_threshold": 5,
+        "server_side_binding": True,
+    }

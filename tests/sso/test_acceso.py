@@ -6,7 +6,9 @@ import time
 import pytest
 from django.contrib.auth.hashers import MD5PasswordHasher
 from django.core.cache import cache
+from django.db import connection
 from django.test import override_settings
+from django.test.utils import CaptureQueriesContext
 
 from sso.dispositivos import dispositivo_registrar
 from sso.models import Bitacora, Sistema, TokenUsuario, Usuario
@@ -434,3 +436,33 @@ def test_the_ip_limit_can_be_set_apart_from_the_account_limit(api, headers, oara
             access(api, headers, ip="203.0.113.9", user="oaraya", password=PASSWORD).status_code
             == 429
         )
+
+
+# --- Cost ------------------------------------------------------------------------------------
+
+
+def statements(queries) -> list[str]:
+    """The statements of a request, without the test transaction's savepoints."""
+    return [q["sql"] for q in queries if "SAVEPOINT" not in q["sql"].upper()]
+
+
+@pytest.mark.parametrize("ip", ["127.0.0.1", "198.51.100.77"])
+def test_a_sign_in_runs_four_statements(api, headers, oaraya, ip):
+    """The product, the user with their access to it, the sign-in with its token, the audit row."""
+    access(api, headers, user="oaraya", password=PASSWORD)  # the consumer, now cached
+    with CaptureQueriesContext(connection) as queries:
+        response = access(api, headers, ip=ip, user="oaraya", password=PASSWORD)
+
+    assert response.status_code == 200
+    assert len(statements(queries)) == (4 if connection.vendor == "postgresql" else 5)
+
+
+def test_a_refresh_runs_three_statements(api, headers, oaraya):
+    """The token with its user and product, the renewal, the audit row."""
+    token = access(api, headers, user="oaraya", password=PASSWORD).json()["data"]["token"]
+    for _ in range(2):  # the same for every renewal
+        with CaptureQueriesContext(connection) as queries:
+            response = refresh(api, headers, token, query="?product=dolores")
+        assert response.status_code == 200
+        token = response.json()["data"]["token"]
+        assert len(statements(queries)) == (3 if connection.vendor == "postgresql" else 4)
