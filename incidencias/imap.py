@@ -9,6 +9,10 @@ never uses sequence numbers. Each message is committed by `ingest_raw` before an
 to it on the server, and the last UID advances only after the post-import action (keep, mark
 read, move, delete) succeeded. A poll that dies between the two steps reads the message again
 next time; deduplication in the pipeline makes that harmless, and the action is applied then.
+
+A message over IMAP_MAX_BYTES (by the server's RFC822.SIZE) is never fetched whole: its first
+bytes are (a partial FETCH), and go through the pipeline like any other message, kept as its
+raw message, with a note on what was left out; then it is marked and passed like the rest.
 """
 
 import contextlib
@@ -21,6 +25,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.core.cache import cache
 from django.utils import timezone
 from imapclient import DELETED, SEEN, IMAPClient, SocketTimeout
@@ -276,18 +281,30 @@ def _sondear_carpeta(cliente, cuenta, carpeta, accion, resumen, candado) -> None
         for uid in cliente.search(["UID", f"{estado.ultimo_uid + 1}:*"])
         if uid > estado.ultimo_uid
     )
-    for lote in _lotes(cliente, uids):
-        respuesta = cliente.fetch(lote, ["BODY.PEEK[]"])
+    tamanos = _tamanos(cliente, uids)
+    maximo = settings.IMAP_MAX_BYTES
+    for lote in _lotes(uids, tamanos, maximo):
+        enteros = [uid for uid in lote if tamanos[uid] <= maximo]
+        respuesta = cliente.fetch(enteros, ["BODY.PEEK[]"]) if enteros else {}
         for uid in lote:
-            datos = respuesta.get(uid)
-            if datos is None:
-                continue  # expunged by another client since the SEARCH
-            raw = datos.get(b"BODY[]")
-            if raw is None:
-                raise IMAPClientError(f"UID {uid}: the server returned no body")
+            tamano_completo = None
+            if tamanos[uid] > maximo:
+                # Never loaded whole: its start is read, kept and ingested, with a note.
+                raw, tamano_completo = _inicio(cliente, uid, maximo), tamanos[uid]
+                if raw is None:
+                    continue  # expunged by another client since the SEARCH
+            else:
+                datos = respuesta.get(uid)
+                if datos is None:
+                    continue  # expunged by another client since the SEARCH
+                raw = datos.get(b"BODY[]")
+                if raw is None:
+                    raise IMAPClientError(f"UID {uid}: the server returned no body")
             # Commits the entry (or a CorreoFallido); raises only for a database error, and
             # then nothing below runs: the message stays untouched for the next poll.
-            resultado = ingest_raw(raw, cuenta=cuenta, carpeta=carpeta, uid=uid)
+            resultado = ingest_raw(
+                raw, cuenta=cuenta, carpeta=carpeta, uid=uid, tamano_completo=tamano_completo
+            )
             if resultado.fallido is not None:
                 resumen.fallidos += 1
             elif resultado.duplicado:
@@ -299,21 +316,40 @@ def _sondear_carpeta(cliente, cuenta, carpeta, accion, resumen, candado) -> None
         candado.renovar()
 
 
-def _lotes(cliente: IMAPClient, uids: list[int]) -> Iterator[list[int]]:
-    """The UIDs in order, in batches of at most LOTE messages and about LOTE_BYTES."""
+def _inicio(cliente: IMAPClient, uid: int, maximo: int) -> bytes | None:
+    """The first bytes of a message over IMAP_MAX_BYTES: as many as the pipeline ingests."""
+    leer = max(1, min(settings.INGEST_MAX_BYTES, maximo))
+    datos = cliente.fetch([uid], [f"BODY.PEEK[]<0.{leer}>"]).get(uid)
+    if datos is None:
+        return None
+    raw = datos.get(b"BODY[]<0>")
+    if raw is None:
+        raise IMAPClientError(f"UID {uid}: the server returned no body")
+    return raw[:leer]
+
+
+def _tamanos(cliente: IMAPClient, uids: list[int]) -> dict[int, int]:
+    """RFC822.SIZE of each message still there, by UID."""
     tamanos = {}
     for i in range(0, len(uids), 500):
         for uid, datos in cliente.fetch(uids[i : i + 500], ["RFC822.SIZE"]).items():
             tamanos[uid] = int(datos.get(b"RFC822.SIZE") or 0)
+    return tamanos
+
+
+def _lotes(uids: list[int], tamanos: dict[int, int], maximo: int) -> Iterator[list[int]]:
+    """The UIDs in order, in batches of at most LOTE messages and about LOTE_BYTES (a message
+    over `maximo` counts as the part of it that is read)."""
     lote, total = [], 0
     for uid in uids:
         if uid not in tamanos:
             continue
-        if lote and (len(lote) >= LOTE or total + tamanos[uid] > LOTE_BYTES):
+        tamano = min(tamanos[uid], maximo)
+        if lote and (len(lote) >= LOTE or total + tamano > LOTE_BYTES):
             yield lote
             lote, total = [], 0
         lote.append(uid)
-        total += tamanos[uid]
+        total += tamano
     if lote:
         yield lote
 

@@ -77,13 +77,20 @@ def ingest_raw(
     fuente: str | None = None,
     carpeta: str = "",
     uid: int | None = None,
+    tamano_completo: int | None = None,
 ) -> Resultado:
     """Ingest one RFC 5322 message. Anything that goes wrong is recorded in CorreoFallido with
     the raw bytes; this raises only if even that record cannot be written, so a caller that
-    marks mail on a server after this returns never loses a message."""
+    marks mail on a server after this returns never loses a message. `tamano_completo` says
+    `raw` is only the start of a message that big (see `parse_raw`)."""
     fuente = fuente or (cuenta.fuente if cuenta else "raw")
     try:
-        mensaje = parse_raw(raw, max_bytes=settings.INGEST_MAX_BYTES, own_domain=dominio_propio())
+        mensaje = parse_raw(
+            raw,
+            max_bytes=settings.INGEST_MAX_BYTES,
+            own_domain=dominio_propio(),
+            tamano_completo=tamano_completo,
+        )
         return ingest(mensaje, fuente=fuente, cuenta=cuenta)
     except (OperationalError, InterfaceError) as exc:
         if not _base_disponible():

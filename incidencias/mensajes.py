@@ -5,6 +5,14 @@ Parsing uses the standard library's `compat32` policy with explicit header decod
 `default` builds header objects eagerly and is several times slower on the same mail, and the
 parse is the cost of ingestion. Nothing here raises on bad input: unknown charsets, broken
 MIME and undecodable headers degrade to a best-effort text with a note.
+
+A big message (over `GRANDE`) is not handed to the parser whole: the parser keeps every line
+of a body as a string of its own, then the joined payload, then its bytes and the decoded
+bytes, about seven times the message. Its long runs of plain body lines (a base64
+attachment) are set aside at the byte level first, each replaced by one placeholder line, and
+a part whose body is one placeholder is decoded straight from the raw bytes. A run never
+holds a line the parser could read as a header, a boundary or a blank line, so the parser
+sees the same structure as in the whole message and the result is the same.
 """
 
 import base64
@@ -15,6 +23,8 @@ import hashlib
 import mimetypes
 import quopri
 import re
+import secrets
+from contextlib import nullcontext
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -25,6 +35,9 @@ from email.utils import getaddresses, parsedate_to_datetime
 from html.parser import HTMLParser
 
 import nh3
+from django.conf import settings
+from django.utils import translation
+from django.utils.translation import gettext as _
 
 # --- Data -----------------------------------------------------------------------------------
 
@@ -386,7 +399,7 @@ _AUTO_SENDERS = re.compile(
 
 
 def _part_text(part: Message) -> str:
-    payload = part.get_payload(decode=True)
+    payload = _contenido(part)
     if payload is None:
         payload = part.get_payload()
         return _sano(payload) if isinstance(payload, str) else ""
@@ -437,16 +450,23 @@ def _attached_message(part: Message) -> tuple[bytes, str]:
     inner = inner[0] if isinstance(inner, list) and inner else inner
     if isinstance(inner, Message):
         try:
-            return inner.as_bytes(), decode_text(inner.get("Subject"))
+            return _restaurar_bytes(inner.as_bytes()), decode_text(inner.get("Subject"))
         except (LookupError, UnicodeError, ValueError, TypeError, KeyError):
             return str(inner).encode("utf-8", "replace"), ""
     return (inner or "").encode("utf-8", "replace") if isinstance(inner, str) else b"", ""
 
 
-def _walk(msg: Message, mensaje: MensajeEntrante, limite_adjuntos: int) -> None:
+def _walk(
+    msg: Message, mensaje: MensajeEntrante, limite_adjuntos: int, cortado: bool = False
+) -> None:
+    """Bodies and attachments of the leaf parts. With `cortado` the message is only the start
+    of one: its last leaf is cut short, so its text is kept with a note and an attachment
+    left out (what follows it was never read)."""
     textos, htmls = [], []
     usado = 0
-    for part in _leaves(msg):
+    hojas = list(_leaves(msg))
+    for i, part in enumerate(hojas):
+        ultima_cortada = cortado and i == len(hojas) - 1
         ctype = part.get_content_type()
         if part.get_content_maintype() == "multipart":
             if not isinstance(part.get_payload(), str):
@@ -460,6 +480,14 @@ def _walk(msg: Message, mensaje: MensajeEntrante, limite_adjuntos: int) -> None:
         )
         if es_cuerpo:
             (textos if ctype == "text/plain" else htmls).append(_part_text(part))
+            if ultima_cortada:
+                mensaje.notas.append(_("The text of the message is cut where the download ended."))
+            continue
+        if ultima_cortada:
+            mensaje.notas.append(
+                _("Attachment left out, cut where the download ended: %(nombre)s.")
+                % {"nombre": nombre or ctype}
+            )
             continue
         if ctype == "message/delivery-status":
             mensaje.rebotados.extend(_failed_recipients(part))
@@ -471,7 +499,7 @@ def _walk(msg: Message, mensaje: MensajeEntrante, limite_adjuntos: int) -> None:
                 re.sub(r'[\\/:*?"<>|]', "_", asunto)[:200] + ".eml" if asunto else ""
             )
         else:
-            contenido = part.get_payload(decode=True)
+            contenido = _contenido(part)
             if contenido is None:
                 inner = part.get_payload()
                 contenido = inner.encode("utf-8", "replace") if isinstance(inner, str) else b""
@@ -584,9 +612,55 @@ class _RawHeaderPolicy(Compat32):
 _POLICY = _RawHeaderPolicy()
 
 
-def parse_raw(raw: bytes, *, max_bytes: int, own_domain: str = "") -> MensajeEntrante:
+def parse_raw(
+    raw: bytes, *, max_bytes: int, own_domain: str = "", tamano_completo: int | None = None
+) -> MensajeEntrante:
     """Normalise one RFC 5322 message. Attachments beyond `max_bytes` in all are left out,
-    each with a note; the message itself always comes through."""
+    each with a note; the message itself always comes through.
+
+    `tamano_completo` larger than `raw` says `raw` is only the start of a message of that size
+    (a mailbox's message over IMAP_MAX_BYTES): what was not read is noted."""
+    cortado = tamano_completo is not None and tamano_completo > len(raw)
+    tramos = _apartar_tramos(raw) if len(raw) > GRANDE else None
+    msg = notas = None
+    if tramos is not None:
+        esqueleto, tramos = tramos
+        msg, notas = _leer(esqueleto)
+        if not _restaurar(msg, tramos):
+            msg = None  # a placeholder ended up where the parse needs it whole: parse it all
+        del esqueleto
+    if msg is None:
+        tramos = None
+        msg, notas = _leer(raw)
+    token = _charsets_del_mensaje.set(_charsets_declarados(msg))
+    token_tramos = _tramos_del_mensaje.set(tramos)
+    # Notes are stored with the entry: in the site's language, whoever triggered the poll.
+    idioma = translation.override(settings.LANGUAGE_CODE) if cortado else nullcontext()
+    try:
+        with idioma:
+            mensaje = _parse(msg, raw, max_bytes=max_bytes, own_domain=own_domain, cortado=cortado)
+            if cortado:
+                mensaje.notas.insert(
+                    0,
+                    _(
+                        "The message is %(total)s bytes, more than the %(maximo)s a mailbox "
+                        "message may be (IMAP_MAX_BYTES): only its first %(leidos)s bytes were "
+                        "read and kept; the rest, with any attachment in it, was left out."
+                    )
+                    % {
+                        "total": tamano_completo,
+                        "maximo": settings.IMAP_MAX_BYTES,
+                        "leidos": len(raw),
+                    },
+                )
+    finally:
+        _charsets_del_mensaje.reset(token)
+        _tramos_del_mensaje.reset(token_tramos)
+    mensaje.notas[:0] = notas
+    return mensaje.sanear()
+
+
+def _leer(raw: bytes) -> tuple[Message, list[str]]:
     msg = email.message_from_bytes(raw, policy=_POLICY)
     notas = []
     if any(isinstance(d, email_errors.MissingHeaderBodySeparatorDefect) for d in msg.defects):
@@ -594,16 +668,154 @@ def parse_raw(raw: bytes, *, max_bytes: int, own_domain: str = "") -> MensajeEnt
         if reparado is not None:
             msg = email.message_from_bytes(reparado, policy=_POLICY)
             notas.append("Cabecera rota (una línea sin nombre ni sangría): se reparó al leerla.")
-    token = _charsets_del_mensaje.set(_charsets_declarados(msg))
-    try:
-        mensaje = _parse(msg, raw, max_bytes=max_bytes, own_domain=own_domain)
-    finally:
-        _charsets_del_mensaje.reset(token)
-    mensaje.notas[:0] = notas
-    return mensaje.sanear()
+    return msg, notas
 
 
-def _parse(msg: Message, raw: bytes, *, max_bytes: int, own_domain: str) -> MensajeEntrante:
+# --- Big messages ----------------------------------------------------------------------------
+
+GRANDE = 1024 * 1024  # messages larger than this have their long body runs set aside
+_TRAMO_MINIMO = 64 * 1024  # shorter runs are parsed as usual
+
+# A line the parser reads as plain text wherever it stands: not blank, no leading white
+# space, no colon (so never a header), no leading "-" (never a boundary), not "From ". The
+# parser splits lines at CR LF, LF and a lone CR; a run joins lines by CR LF or LF only and
+# leaves out the line break after its last line, which the parser strips before a boundary.
+_LINEA = rb"(?!From )[^\r\n\t :\-][^\r\n:]*+(?=[\r\n]|\Z)"
+_TRAMO = re.compile(rb"(?<=[\r\n])" + _LINEA + rb"(?:\r?\n" + _LINEA + rb")*+")
+_SEPARADOR = re.compile(rb"\r?\n\r?\n")
+
+# While a big message is parsed: its raw bytes and where each placeholder's run is in them.
+_tramos_del_mensaje: ContextVar["_Tramos | None"] = ContextVar("tramos", default=None)
+
+
+@dataclass
+class _Tramos:
+    raw: bytes
+    prefijo: str  # every placeholder starts with it (random per message)
+    posiciones: dict[str, tuple[int, int]]
+    patron: re.Pattern
+
+
+def _apartar_tramos(raw: bytes) -> tuple[bytes, _Tramos] | None:
+    """The message with each long run of body lines replaced by a placeholder line, and where
+    the runs are; None when it has none. Headers of the message itself are never touched."""
+    separador = _SEPARADOR.search(raw)
+    if separador is None:
+        return None
+    vista = memoryview(raw)
+    prefijo = f"XINCIDENCIASTRAMO{secrets.token_hex(8).upper()}N"
+    piezas, posiciones, pos = [], {}, 0
+    for match in _TRAMO.finditer(raw, separador.end() - 1):
+        if match.end() - match.start() < _TRAMO_MINIMO:
+            continue
+        marca = f"{prefijo}{len(posiciones)}X"
+        piezas += [vista[pos : match.start()], marca.encode("ascii")]
+        posiciones[marca] = (match.start(), match.end())
+        pos = match.end()
+    if not posiciones:
+        return None
+    piezas.append(vista[pos:])
+    patron = re.compile(re.escape(prefijo) + r"\d+X")
+    return b"".join(piezas), _Tramos(raw, prefijo, posiciones, patron)
+
+
+def _restaurar(msg: Message, tramos: _Tramos) -> bool:
+    """Put back, in the parsed skeleton, every run that is not the whole body of a part (those
+    are decoded when read). False if a placeholder is missing: it fell where it cannot be
+    put back (a header), so the skeleton cannot stand for the message."""
+    vistos: set[str] = set()
+
+    def texto(marca: str) -> str:
+        inicio, fin = tramos.posiciones[marca]
+        return tramos.raw[inicio:fin].decode("ascii", "surrogateescape")
+
+    def restaurado(valor):
+        if not isinstance(valor, str) or tramos.prefijo not in valor:
+            return valor
+        if valor in tramos.posiciones:
+            vistos.add(valor)
+            return valor
+
+        def poner(match):
+            vistos.add(match.group())
+            return texto(match.group()) if match.group() in tramos.posiciones else match.group()
+
+        return tramos.patron.sub(poner, valor)
+
+    pila = [msg]
+    while pila:
+        part = pila.pop()
+        part.preamble = restaurado(part.preamble)
+        part.epilogue = restaurado(part.epilogue)
+        payload = part._payload  # the raw payload: get_payload() may decode it
+        if isinstance(payload, list):
+            pila.extend(sub for sub in payload if isinstance(sub, Message))
+        elif isinstance(payload, Message):
+            pila.append(payload)
+        else:
+            nuevo = restaurado(payload)
+            if nuevo is not payload:
+                part.set_payload(nuevo)
+    return vistos >= set(tramos.posiciones)
+
+
+def _tramo(part: Message) -> memoryview | None:
+    """The raw body of a part whose whole body is a placeholder, else None."""
+    tramos = _tramos_del_mensaje.get()
+    if tramos is None:
+        return None
+    payload = part._payload  # get_payload() would decode a body with 8-bit bytes
+    if not isinstance(payload, str) or payload not in tramos.posiciones:
+        return None
+    inicio, fin = tramos.posiciones[payload]
+    return memoryview(tramos.raw)[inicio:fin]
+
+
+_BASE64_LIMPIO = re.compile(rb"[A-Za-z0-9+/\r\n]*+(?:=[\r\n]*+){0,2}")
+
+
+def _contenido(part: Message) -> bytes | None:
+    """`part.get_payload(decode=True)`, from the raw bytes when its body was set aside."""
+    vista = _tramo(part)
+    if vista is None:
+        return part.get_payload(decode=True)
+    cte = str(part.get("content-transfer-encoding", "")).lower()
+    if cte == "base64":
+        tramos = _tramos_del_mensaje.get()
+        inicio, fin = tramos.posiciones[part._payload]
+        saltos = tramos.raw.count(b"\n", inicio, fin) + tramos.raw.count(b"\r", inicio, fin)
+        if (len(vista) - saltos) % 4 == 0 and _BASE64_LIMPIO.fullmatch(vista):
+            # Clean base64: the parser's strict decoding would give these bytes, no defects.
+            return binascii.a2b_base64(vista)
+    elif cte == "quoted-printable":
+        return quopri.decodestring(vista)
+    elif cte not in ("x-uuencode", "uuencode", "uue", "x-uue"):
+        return bytes(vista)
+    # Anything else the parser decodes itself, defects included, from the restored body.
+    part.set_payload(bytes(vista).decode("ascii", "surrogateescape"))
+    return part.get_payload(decode=True)
+
+
+def _restaurar_bytes(data: bytes) -> bytes:
+    """A part re-serialised (an attached message) with its placeholders put back, in the
+    line breaks the generator writes (LF)."""
+    tramos = _tramos_del_mensaje.get()
+    if tramos is None or tramos.prefijo.encode() not in data:
+        return data
+    patron = re.compile(re.escape(tramos.prefijo.encode()) + rb"\d+X")
+
+    def poner(match):
+        posicion = tramos.posiciones.get(match.group().decode("ascii"))
+        if posicion is None:
+            return match.group()
+        return tramos.raw[posicion[0] : posicion[1]].replace(b"\r\n", b"\n")
+
+    return patron.sub(poner, data)
+
+
+def _parse(
+    msg: Message, raw: bytes, *, max_bytes: int, own_domain: str, cortado: bool = False
+) -> MensajeEntrante:
     get = msg.get
     mensaje = MensajeEntrante(crudo=raw)
     ids = message_ids(get("Message-ID"))
@@ -636,12 +848,12 @@ def _parse(msg: Message, raw: bytes, *, max_bytes: int, own_domain: str) -> Mens
         if key.lower() not in headers:
             headers[key.lower()] = decode_text(value)[:2000]
     mensaje.headers = headers
-    if len(raw) > max_bytes:
+    if len(raw) > max_bytes and not cortado:
         mensaje.notas.append(
             f"El mensaje mide {len(raw)} bytes, más que el límite de {max_bytes}: "
             "se conservan el texto y los adjuntos que caben."
         )
-    _walk(msg, mensaje, limite_adjuntos=max_bytes)
+    _walk(msg, mensaje, limite_adjuntos=max_bytes, cortado=cortado)
     mensaje.automatico = tipo_automatico(msg, mensaje.de_email, own_domain)
     if mensaje.automatico == "rebote" and not mensaje.rebotados:
         mensaje.rebotados = _bounce_guess(mensaje.texto)

@@ -248,6 +248,9 @@ EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.smtp
 # Largest message ingested whole; beyond it the text is kept and attachments that do not fit
 # are left out with a note.
 INGEST_MAX_BYTES = env.int("INGEST_MAX_BYTES", default=25 * 1024 * 1024)
+# A mailbox message larger than this (by the server's RFC822.SIZE) is never fetched whole: only
+# its first INGEST_MAX_BYTES (at most this) are read, kept and ingested, with a note.
+IMAP_MAX_BYTES = env.int("IMAP_MAX_BYTES", default=50 * 1024 * 1024)
 # A reply to a closed ticket reopens it within this many days; later, it opens a new ticket.
 TICKET_REABRIR_DIAS = env.int("TICKET_REABRIR_DIAS", default=7)
 # Seconds a process trusts its copy of mailboxes, routing rules and SLA policies.

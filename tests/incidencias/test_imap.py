@@ -167,6 +167,51 @@ def test_it_counts_and_marks_mail_the_pipeline_could_not_read(db, buzon, cuenta_
     assert vistos(buzon) == [True]  # its bytes are kept in CorreoFallido
 
 
+def test_it_reads_only_the_start_of_a_message_over_the_hard_maximum_and_never_again(
+    db, buzon, cuenta_para, settings, monkeypatch
+):
+    settings.IMAP_MAX_BYTES = 300_000
+    settings.INGEST_MAX_BYTES = 100_000
+    grande = correo("Respaldo enorme", adjunto=PDF)
+    texto = b"Texto de Respaldo enorme."
+    relleno = b"Relleno del texto, una y otra vez." * 10_000  # the PDF lies past what is read
+    grande = grande.replace(texto, texto + relleno)
+    assert len(grande) > 300_000
+    buzon.append(correo("Antes"))
+    buzon.append(grande)
+    buzon.append(correo("Despues"))
+    cuenta = cuenta_para(buzon, tras_importar=CuentaCorreo.TrasImportar.CONSERVAR)
+    pedidos = []
+    fetch = imap.IMAPClient.fetch
+
+    def espia(self, messages, data, *args, **kwargs):
+        pedidos.append((list(messages), list(data)))
+        return fetch(self, messages, data, *args, **kwargs)
+
+    monkeypatch.setattr(imap.IMAPClient, "fetch", espia)
+
+    assert (sondear(cuenta).importados, cuenta.ultimo_error) == (3, "")
+
+    assert ([1, 3], ["BODY.PEEK[]"]) in pedidos  # the big one is never fetched whole
+    assert ([2], ["BODY.PEEK[]<0.100000>"]) in pedidos
+    detalle = DetalleTicket.objects.get(asunto="Respaldo enorme")
+    assert f"El mensaje mide {len(grande)} bytes" in detalle.nota
+    assert detalle.texto.startswith("Texto de Respaldo enorme.Relleno del texto")
+    assert "El texto del mensaje está cortado donde terminó la descarga." in detalle.nota
+    assert not Adjunto.objects.exists()
+    with detalle.crudo.open("rb") as archivo:
+        assert archivo.read() == grande[:100_000]  # what was read is kept
+    assert EstadoCarpeta.objects.get(cuenta=cuenta).ultimo_uid == 3
+
+    pedidos.clear()
+    assert (sondear(cuenta).importados, sondear(cuenta).duplicados) == (0, 0)
+    assert not any("BODY.PEEK[]<0.100000>" in datos for _, datos in pedidos)
+    # Read again from the start, it is the same entry.
+    EstadoCarpeta.objects.filter(cuenta=cuenta).update(ultimo_uid=0)
+    assert sondear(cuenta).duplicados == 3
+    assert Ticket.objects.count() == 3
+
+
 # --- Failures between the database and the server ------------------------------------------
 
 
