@@ -398,6 +398,11 @@ _AUTO_SENDERS = re.compile(
 )
 
 
+def remitente_automatico(email: str) -> bool:
+    """Whether an address is a machine's (mailer-daemon, no-reply…): never acknowledged."""
+    return bool(_AUTO_SENDERS.match(email or ""))
+
+
 def _part_text(part: Message) -> str:
     payload = _contenido(part)
     if payload is None:

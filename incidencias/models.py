@@ -467,3 +467,177 @@ class CorreoFallido(models.Model):
 
     def __str__(self):
         return f"{self.get_motivo_display()} {self.creado:%Y-%m-%d %H:%M}"
+
+
+class Notificacion(models.Model):
+    """One message to deliver (the outbox): written in the transaction of the event that causes
+    it, delivered by a worker with retries (`incidencias.notificaciones`)."""
+
+    class Evento(models.TextChoices):
+        TICKET_NUEVO = "ticket_nuevo", _("new ticket")
+        RESPUESTA_CLIENTE = "respuesta_cliente", _("customer reply")
+        ASIGNACION = "asignacion", _("assignment")
+        SLA_AVISO = "sla_aviso", _("SLA warning")
+        SLA_INCUMPLIDO = "sla_incumplido", _("SLA breach")
+        RESPUESTA_ENVIADA = "respuesta_enviada", _("reply sent")
+        ACUSE = "acuse", _("acknowledgement to the requester")
+
+    class Canal(models.TextChoices):
+        SYNOLOGY = "synology", _("Synology Chat")
+        CORREO = "correo", _("email")
+
+    class Estado(models.TextChoices):
+        PENDIENTE = "pendiente", _("pending")
+        ENVIANDO = "enviando", _("sending")
+        ENVIADA = "enviada", _("sent")
+        FALLIDA = "fallida", _("failed")
+        DESCARTADA = "descartada", _("discarded")
+
+    evento = models.CharField(_("event"), max_length=20, choices=Evento.choices)
+    canal = models.CharField(_("channel"), max_length=10, choices=Canal.choices)
+    ticket = models.ForeignKey(
+        Ticket, on_delete=models.CASCADE, related_name="notificaciones", verbose_name=_("ticket")
+    )
+    detalle = models.ForeignKey(
+        DetalleTicket,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="notificaciones",
+        verbose_name=_("entry"),
+    )
+    # The destination: a department's channel, a person, or an address.
+    departamento = models.ForeignKey(
+        Departamento,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("department"),
+    )
+    usuario = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="notificaciones",
+        verbose_name=_("user"),
+    )
+    correo = models.EmailField(_("email address"), max_length=254, blank=True)
+    idioma = models.CharField(_("language"), max_length=10, blank=True)
+    datos = models.JSONField(_("details"), default=dict, blank=True)
+    estado = models.CharField(
+        _("state"), max_length=10, choices=Estado.choices, default=Estado.PENDIENTE
+    )
+    intentos = models.PositiveIntegerField(_("attempts"), default=0)
+    # When a pending row is due; while sending, when the sender's lease ends.
+    proximo_intento = models.DateTimeField(_("next attempt"), null=True, blank=True)
+    ultimo_error = models.TextField(_("last error"), blank=True)
+    resultado = models.CharField(_("result"), max_length=255, blank=True)
+    message_id = models.CharField(_("Message-ID"), max_length=255, blank=True, db_index=True)
+    creado = models.DateTimeField(_("created"), auto_now_add=True, db_index=True)
+    enviado_en = models.DateTimeField(_("sent at"), null=True, blank=True)
+    unico = models.CharField(
+        _("once-only key"), max_length=255, null=True, blank=True, unique=True, editable=False
+    )
+
+    class Meta:
+        verbose_name = _("notification")
+        verbose_name_plural = _("notifications")
+        ordering = ["-creado", "-id"]
+        indexes = [
+            models.Index(fields=["estado", "proximo_intento"], name="notificacion_cola"),
+            models.Index(fields=["evento", "correo", "creado"], name="notificacion_acuse"),
+        ]
+
+    def __str__(self):
+        return f"{self.get_evento_display()} · {self.get_canal_display()} · {self.destino}"
+
+    @property
+    def destino(self) -> str:
+        """A short name of the destination ("canal soporte", "agente (DM)", an address)."""
+        if self.departamento_id:
+            return f"canal {self.departamento.nombre.lower()}"
+        if self.usuario_id:
+            if self.canal == self.Canal.CORREO:
+                return self.correo or self.usuario.email
+            return f"{self.usuario.username} (DM)"
+        return self.correo
+
+
+class PreferenciaNotificacion(models.Model):
+    """Turns one event on or off on one channel, for a department's tickets or for a person.
+
+    Without a row the built-in defaults apply (README, *Notifications*). A department row says
+    whether `destinatario` (its channel, the assignee, its heads, the requester) gets the event on
+    `canal`; a person's row decides each channel whenever an event is routed to that person.
+    """
+
+    class Destinatario(models.TextChoices):
+        DEPARTAMENTO = "departamento", _("the department's channel")
+        ASIGNADO = "asignado", _("the assignee")
+        JEFES = "jefes", _("the department's heads")
+        SOLICITANTE = "solicitante", _("the requester")
+
+    departamento = models.ForeignKey(
+        Departamento,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("department"),
+    )
+    usuario = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="preferencias_notificacion",
+        verbose_name=_("user"),
+    )
+    evento = models.CharField(_("event"), max_length=20, choices=Notificacion.Evento.choices)
+    destinatario = models.CharField(
+        _("recipient"),
+        max_length=15,
+        choices=Destinatario.choices,
+        blank=True,
+        help_text=_("For a department's rule only."),
+    )
+    canal = models.CharField(_("channel"), max_length=10, choices=Notificacion.Canal.choices)
+    activa = models.BooleanField(_("send"), default=True)
+
+    class Meta:
+        verbose_name = _("notification preference")
+        verbose_name_plural = _("notification preferences")
+        constraints = [
+            models.CheckConstraint(
+                condition=(
+                    models.Q(departamento__isnull=False, usuario__isnull=True)
+                    & ~models.Q(destinatario="")
+                )
+                | models.Q(departamento__isnull=True, usuario__isnull=False, destinatario=""),
+                name="preferencia_un_nivel",
+            ),
+            models.UniqueConstraint(
+                fields=["departamento", "evento", "destinatario", "canal"],
+                condition=models.Q(departamento__isnull=False),
+                name="preferencia_departamento_unica",
+            ),
+            models.UniqueConstraint(
+                fields=["usuario", "evento", "canal"],
+                condition=models.Q(usuario__isnull=False),
+                name="preferencia_usuario_unica",
+            ),
+        ]
+
+    def __str__(self):
+        quien = self.departamento or self.usuario
+        return f"{quien}: {self.get_evento_display()} → {self.get_canal_display()}"
+
+    def clean(self):
+        if (self.departamento_id is None) == (self.usuario_id is None):
+            raise ValidationError(_("Choose either a department or a user."))
+        if self.departamento_id and not self.destinatario:
+            raise ValidationError({"destinatario": _("A department's rule needs a recipient.")})
+        if self.usuario_id:
+            self.destinatario = ""

@@ -258,6 +258,22 @@ CONFIG_CACHE_SECONDS = env.float("CONFIG_CACHE_SECONDS", default=60.0)
 # Domain of the Message-IDs the portal generates (default: DEFAULT_FROM_EMAIL's domain).
 MESSAGE_ID_DOMAIN = env.str("MESSAGE_ID_DOMAIN", default="")
 
+# --- Notifications (the outbox) -------------------------------------------------------------
+# A notification is tried this many times, waiting BACKOFF × 2^(n-1) seconds (at most
+# BACKOFF_MAX) after the n-th failure; then it is marked failed (admin can retry it).
+NOTIFICACIONES_MAX_INTENTOS = env.int("NOTIFICACIONES_MAX_INTENTOS", default=8)
+NOTIFICACIONES_BACKOFF_SEGUNDOS = env.float("NOTIFICACIONES_BACKOFF_SEGUNDOS", default=30.0)
+NOTIFICACIONES_BACKOFF_MAX_SEGUNDOS = env.float(
+    "NOTIFICACIONES_BACKOFF_MAX_SEGUNDOS", default=3600.0
+)
+# A worker owns a notification it is sending for this long; after that the sweeper re-queues it.
+NOTIFICACIONES_LEASE_SEGUNDOS = env.int("NOTIFICACIONES_LEASE_SEGUNDOS", default=300)
+# The sweeper re-queues pending notifications overdue by this long (their task was lost).
+NOTIFICACIONES_GRACIA_SEGUNDOS = env.int("NOTIFICACIONES_GRACIA_SEGUNDOS", default=60)
+NOTIFICACIONES_BARRIDO_MAX = env.int("NOTIFICACIONES_BARRIDO_MAX", default=500)
+# At most one acknowledgement per requester address in this window (stops mail loops).
+NOTIFICACIONES_ACUSE_VENTANA_MINUTOS = env.int("NOTIFICACIONES_ACUSE_VENTANA_MINUTOS", default=60)
+
 # --- Synology Chat --------------------------------------------------------------------------
 SYNOLOGY_URL = env.str("SYNOLOGY_URL", default="")
 SYNOLOGY_BOT_TOKEN = secret("SYNOLOGY_BOT_TOKEN", default="")
@@ -404,5 +420,10 @@ CELERY_BEAT_SCHEDULE = {
     "sondear-buzones": {
         "task": "incidencias.sondear_buzones",
         **_every("SCHEDULE_SONDEAR_BUZONES", 30),
+    },
+    # Re-queues notifications whose delivery task was lost (broker down, worker killed).
+    "barrer-notificaciones": {
+        "task": "incidencias.barrer_notificaciones",
+        **_every("SCHEDULE_BARRER_NOTIFICACIONES", 60),
     },
 }

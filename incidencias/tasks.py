@@ -1,5 +1,6 @@
 from celery import shared_task
 
+from . import notificaciones
 from .imap import sondear_buzones
 
 
@@ -19,3 +20,16 @@ def sondear_buzones_task() -> dict:
         "con_error": [r.cuenta.pk for r in resumenes if r.error],
         "omitidas": [r.cuenta.pk for r in resumenes if r.omitida],
     }
+
+
+@shared_task(name="incidencias.entregar_notificacion", ignore_result=True)
+def entregar_notificacion_task(pk: int) -> str:
+    """Deliver one outbox row (idempotent: a second run finds it claimed or sent)."""
+    return notificaciones.notificacion_entregar(pk=pk)
+
+
+@shared_task(name="incidencias.barrer_notificaciones")
+def barrer_notificaciones_task() -> int:
+    """Re-queue notifications whose task was lost; beat runs it every
+    SCHEDULE_BARRER_NOTIFICACIONES seconds."""
+    return notificaciones.notificaciones_barrer()

@@ -1,0 +1,408 @@
+"""The notification outbox: who hears of what, and the delivery of each message.
+
+`notificar` writes one `Notificacion` row per destination in the transaction of the event that
+causes it and enqueues its delivery after commit. `notificacion_entregar` (the Celery task's
+body) claims a row with a conditional UPDATE, hands it to its channel (`Canal`) outside any
+transaction, and records the outcome: sent, retried later with exponential backoff, or failed.
+`notificaciones_barrer` (a periodic task) re-queues rows whose task was lost.
+
+Channels register themselves with `canal_registrar`: email here (`CanalCorreo`), Synology Chat in
+the `webhooks` app.
+"""
+
+import logging
+import threading
+from datetime import timedelta
+from typing import Protocol
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.urls import reverse
+from django.utils import timezone
+
+from sso.models import Usuario
+
+from . import configuracion
+from .models import DetalleTicket, Notificacion, PreferenciaNotificacion, Ticket
+
+logger = logging.getLogger("incidencias.notificaciones")
+
+Evento = Notificacion.Evento
+Estado = Notificacion.Estado
+Destinatario = PreferenciaNotificacion.Destinatario
+SYNOLOGY, CORREO = Notificacion.Canal.SYNOLOGY, Notificacion.Canal.CORREO
+
+
+class ErrorPasajero(Exception):
+    """A passing failure (timeout, 5xx, connection refused, Synology busy): retry later."""
+
+
+class ErrorPermanente(Exception):
+    """A permanent failure (bad token, unknown user, 4xx): do not retry."""
+
+
+class Canal(Protocol):
+    nombre: str  # "synology" or "correo"
+
+    def enviar(self, notificacion: Notificacion) -> str:
+        """Deliver one row; return a short description for the row ("Enviada a canal soporte").
+
+        Raise ErrorPasajero or ErrorPermanente on failure."""
+        ...
+
+
+_canales: dict[str, Canal] = {}
+_canales_lock = threading.Lock()
+
+
+def canal_registrar(canal: Canal) -> None:
+    """Make a channel available (apps call this in AppConfig.ready()); replaces one of the
+    same name."""
+    with _canales_lock:
+        _canales[canal.nombre] = canal
+
+
+def canal(nombre: str) -> Canal | None:
+    return _canales.get(nombre)
+
+
+def enlace_ticket(ticket: Ticket) -> str:
+    """Absolute URL of the ticket's staff page."""
+    path = reverse("admin:incidencias_ticket_change", args=[ticket.pk])
+    return f"{settings.SITE_URL.rstrip('/')}{path}"
+
+
+# --- Who hears of what ----------------------------------------------------------------------
+
+# Without a preference row: (recipient, channel) pairs per event.
+PREDETERMINADAS: dict[str, frozenset[tuple[str, str]]] = {
+    Evento.TICKET_NUEVO: frozenset({(Destinatario.DEPARTAMENTO, SYNOLOGY)}),
+    Evento.RESPUESTA_CLIENTE: frozenset({(Destinatario.DEPARTAMENTO, SYNOLOGY)}),
+    Evento.ASIGNACION: frozenset(
+        {(Destinatario.ASIGNADO, SYNOLOGY), (Destinatario.ASIGNADO, CORREO)}
+    ),
+    Evento.SLA_AVISO: frozenset({(Destinatario.ASIGNADO, SYNOLOGY)}),
+    Evento.SLA_INCUMPLIDO: frozenset(
+        {
+            (Destinatario.ASIGNADO, SYNOLOGY),
+            (Destinatario.ASIGNADO, CORREO),
+            (Destinatario.JEFES, SYNOLOGY),
+            (Destinatario.JEFES, CORREO),
+        }
+    ),
+    Evento.RESPUESTA_ENVIADA: frozenset(),
+    Evento.ACUSE: frozenset({(Destinatario.SOLICITANTE, CORREO)}),
+}
+
+
+def _preferencias() -> tuple[dict, dict]:
+    """(department rules, personal rules), cached per process like the pipeline's config."""
+
+    def cargar():
+        departamentos, usuarios = {}, {}
+        for p in PreferenciaNotificacion.objects.all():
+            if p.departamento_id:
+                departamentos[(p.departamento_id, p.evento, p.destinatario, p.canal)] = p.activa
+            else:
+                usuarios[(p.usuario_id, p.evento, p.canal)] = p.activa
+        return departamentos, usuarios
+
+    return configuracion.leer("preferencias_notificacion", cargar)
+
+
+def _rutas(evento: str, departamento_id: int | None) -> set[tuple[str, str]]:
+    """The (recipient, channel) pairs an event of a department's ticket goes to."""
+    por_departamento, _ = _preferencias()
+    predeterminadas = PREDETERMINADAS.get(evento, frozenset())
+    rutas = set()
+    for destinatario in Destinatario.values:
+        for canal_ in Notificacion.Canal.values:
+            ruta = (destinatario, canal_)
+            activa = por_departamento.get((departamento_id, evento, *ruta), ruta in predeterminadas)
+            if activa:
+                rutas.add(ruta)
+    return rutas
+
+
+def _idioma_solicitante(detalle: DetalleTicket | None) -> str:
+    """English when the requester's mail says so (Content-Language, Accept-Language)."""
+    if detalle is not None:
+        headers = detalle.headers or {}
+        for nombre in ("content-language", "accept-language"):
+            valor = str(headers.get(nombre, "")).strip().lower()
+            if valor:
+                return "en" if valor.startswith("en") else settings.LANGUAGE_CODE
+    return settings.LANGUAGE_CODE
+
+
+def _filas(
+    *, evento: str, ticket: Ticket, detalle: DetalleTicket | None, datos: dict
+) -> list[Notificacion]:
+    rutas = _rutas(evento, ticket.departamento_id)
+    _, por_usuario = _preferencias()
+    registrados = set(_canales)
+    ahora = timezone.now()
+
+    def fila(canal_: str, **destino) -> Notificacion:
+        n = Notificacion(
+            evento=evento,
+            canal=canal_,
+            ticket=ticket,
+            detalle=detalle,
+            datos=datos,
+            proximo_intento=ahora,
+            idioma=settings.LANGUAGE_CODE,
+            **destino,
+        )
+        if canal_ == CORREO:
+            n.message_id = _message_id_nuevo()
+        return n
+
+    filas = []
+    if ticket.departamento_id:
+        for canal_ in registrados:
+            if (Destinatario.DEPARTAMENTO, canal_) not in rutas:
+                continue
+            if canal_ == CORREO:
+                correo = ticket.departamento.correo
+                if correo:
+                    filas.append(fila(canal_, departamento=ticket.departamento, correo=correo))
+            else:
+                filas.append(fila(canal_, departamento=ticket.departamento))
+
+    # People: the channels the event reaches each one on, then their own preferences.
+    personas: dict[int, tuple[Usuario, set[str]]] = {}
+    if ticket.asignado_id and any(d == Destinatario.ASIGNADO for d, _ in rutas):
+        asignado = ticket.asignado
+        if asignado.is_active:
+            canales = {c for d, c in rutas if d == Destinatario.ASIGNADO}
+            personas[asignado.pk] = (asignado, canales)
+    if ticket.departamento_id and any(d == Destinatario.JEFES for d, _ in rutas):
+        canales = {c for d, c in rutas if d == Destinatario.JEFES}
+        for jefe in Usuario.objects.filter(
+            departamento_id=ticket.departamento_id, jefe=True, is_active=True
+        ).order_by("id"):
+            personas.setdefault(jefe.pk, (jefe, set()))[1].update(canales)
+    actor = datos.get("por")
+    for usuario, canales in personas.values():
+        if usuario.pk == actor:
+            continue  # nobody is told of what they did themselves
+        for canal_ in sorted(registrados):
+            if not por_usuario.get((usuario.pk, evento, canal_), canal_ in canales):
+                continue
+            if canal_ == CORREO:
+                if usuario.email:
+                    filas.append(fila(canal_, usuario=usuario, correo=usuario.email))
+            elif canal_ == SYNOLOGY:
+                if usuario.id_synology:
+                    filas.append(fila(canal_, usuario=usuario))
+            else:
+                filas.append(fila(canal_, usuario=usuario))
+
+    if (
+        (Destinatario.SOLICITANTE, CORREO) in rutas
+        and CORREO in registrados
+        and ticket.solicitante_email
+    ):
+        n = fila(CORREO, correo=ticket.solicitante_email)
+        n.idioma = _idioma_solicitante(detalle)
+        filas.append(n)
+    return filas
+
+
+def _message_id_nuevo() -> str:
+    from .ingest import dominio_propio  # ingest calls into this module
+    from .mensajes import generar_message_id
+
+    return generar_message_id(dominio_propio())
+
+
+# --- Writing the outbox ---------------------------------------------------------------------
+
+
+def notificar(
+    *,
+    evento: str,
+    ticket: Ticket,
+    detalle: DetalleTicket | None = None,
+    datos: dict | None = None,
+    unico: str | None = None,
+) -> list[Notificacion]:
+    """Write the outbox rows of one event in the caller's transaction; deliver after commit.
+
+    With `unico` the event is recorded at most once ever: a later call (or a concurrent one,
+    once the first commits) writes nothing and returns []. An event nobody is to hear of is
+    then recorded as one discarded row, so it is not raised again either."""
+    datos = dict(datos or {})
+    if unico is not None and Notificacion.objects.filter(unico=unico).exists():
+        return []
+    if evento == Evento.ACUSE and not _acuse_procede(ticket=ticket, detalle=detalle):
+        return []
+    filas = _filas(evento=evento, ticket=ticket, detalle=detalle, datos=datos)
+    if unico is not None:
+        if not filas:
+            filas = [
+                Notificacion(
+                    evento=evento,
+                    canal="",
+                    ticket=ticket,
+                    detalle=detalle,
+                    datos=datos,
+                    estado=Estado.DESCARTADA,
+                    resultado="Sin destinatarios",
+                )
+            ]
+        for i, n in enumerate(filas):
+            n.unico = unico if i == 0 else f"{unico}#{i}"
+        try:
+            with transaction.atomic():
+                filas = Notificacion.objects.bulk_create(filas)
+        except IntegrityError:
+            return []  # raised concurrently by another transaction that committed first
+        filas = [n for n in filas if n.estado == Estado.PENDIENTE]
+    elif filas:
+        filas = Notificacion.objects.bulk_create(filas)
+    if filas:
+        pks = [n.pk for n in filas]
+        transaction.on_commit(lambda: encolar(pks))
+    return filas
+
+
+def _acuse_procede(*, ticket: Ticket, detalle: DetalleTicket | None) -> bool:
+    """An acknowledgement goes to a person, at most once per NOTIFICACIONES_ACUSE_VENTANA_MINUTOS
+    (two mail systems acknowledging each other would loop)."""
+    from .mensajes import remitente_automatico
+
+    email = ticket.solicitante_email.lower()
+    if not email or remitente_automatico(email):
+        return False
+    if detalle is not None and detalle.automatico:
+        return False
+    desde = timezone.now() - timedelta(minutes=settings.NOTIFICACIONES_ACUSE_VENTANA_MINUTOS)
+    return not Notificacion.objects.filter(
+        evento=Evento.ACUSE, correo__iexact=email, creado__gte=desde
+    ).exists()
+
+
+def encolar(pks: list[int], *, countdown: float | None = None) -> None:
+    """Enqueue the delivery of these rows. A broker that is down never breaks the caller: the
+    rows stay pending and the sweeper enqueues them later."""
+    from .tasks import entregar_notificacion_task
+
+    for pk in pks:
+        try:
+            entregar_notificacion_task.apply_async(
+                (pk,),
+                countdown=countdown,
+                retry=True,
+                retry_policy={"max_retries": 1, "interval_start": 0, "interval_step": 0.2},
+            )
+        except Exception:
+            logger.warning("Could not enqueue notification %s; the sweeper will", pk, exc_info=True)
+            return
+
+
+configuracion.conectar(PreferenciaNotificacion)
+
+
+# --- Delivery -------------------------------------------------------------------------------
+
+
+def _espera(intentos: int) -> timedelta:
+    """Exponential backoff after the `intentos`-th failed attempt."""
+    base = settings.NOTIFICACIONES_BACKOFF_SEGUNDOS
+    segundos = min(base * 2 ** max(intentos - 1, 0), settings.NOTIFICACIONES_BACKOFF_MAX_SEGUNDOS)
+    return timedelta(seconds=segundos)
+
+
+def notificacion_entregar(*, pk: int) -> str:
+    """Deliver one row if it is due and nobody else is delivering it; returns its new state.
+
+    The row is claimed by a conditional UPDATE (pendiente → enviando, with a lease), so a task
+    that runs twice, or two workers, send it once. The channel runs outside any transaction."""
+    ahora = timezone.now()
+    lease = timedelta(seconds=settings.NOTIFICACIONES_LEASE_SEGUNDOS)
+    reclamada = Notificacion.objects.filter(
+        pk=pk, estado=Estado.PENDIENTE, proximo_intento__lte=ahora
+    ).update(estado=Estado.ENVIANDO, intentos=F("intentos") + 1, proximo_intento=ahora + lease)
+    if not reclamada:
+        return "omitida"
+    n = Notificacion.objects.select_related(
+        "ticket", "ticket__departamento", "ticket__asignado", "detalle", "departamento", "usuario"
+    ).get(pk=pk)
+    mia = Notificacion.objects.filter(pk=pk, estado=Estado.ENVIANDO, intentos=n.intentos)
+    canal_ = _canales.get(n.canal)
+    try:
+        if canal_ is None:
+            raise ErrorPermanente(f"no channel {n.canal!r} is registered")
+        resultado = canal_.enviar(n)
+    except ErrorPermanente as exc:
+        logger.warning("Notification %s failed for good: %s", pk, exc)
+        mia.update(estado=Estado.FALLIDA, ultimo_error=_texto_error(exc), proximo_intento=None)
+        return Estado.FALLIDA
+    except Exception as exc:  # ErrorPasajero, or anything unforeseen: try again later
+        if not isinstance(exc, ErrorPasajero):
+            logger.exception("Notification %s: unexpected error in channel %s", pk, n.canal)
+        if n.intentos >= settings.NOTIFICACIONES_MAX_INTENTOS:
+            logger.warning("Notification %s failed after %s attempts: %s", pk, n.intentos, exc)
+            mia.update(estado=Estado.FALLIDA, ultimo_error=_texto_error(exc), proximo_intento=None)
+            return Estado.FALLIDA
+        espera = _espera(n.intentos)
+        if mia.update(
+            estado=Estado.PENDIENTE,
+            ultimo_error=_texto_error(exc),
+            proximo_intento=timezone.now() + espera,
+        ):
+            encolar([pk], countdown=espera.total_seconds())
+        return Estado.PENDIENTE
+    mia.update(
+        estado=Estado.ENVIADA,
+        resultado=str(resultado)[:255],
+        message_id=n.message_id,
+        ultimo_error="",
+        enviado_en=timezone.now(),
+        proximo_intento=None,
+    )
+    return Estado.ENVIADA
+
+
+def _texto_error(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"[:2000]
+
+
+def notificaciones_barrer() -> int:
+    """Re-queue rows whose task was lost (broker down at commit, worker killed); returns how
+    many were enqueued. Rows still sending after their lease go back to pending (or fail, past
+    the last attempt)."""
+    ahora = timezone.now()
+    vencidas = Notificacion.objects.filter(estado=Estado.ENVIANDO, proximo_intento__lte=ahora)
+    vencidas.filter(intentos__gte=settings.NOTIFICACIONES_MAX_INTENTOS).update(
+        estado=Estado.FALLIDA,
+        ultimo_error="The sender stopped before finishing (lease expired).",
+        proximo_intento=None,
+    )
+    vencidas.update(estado=Estado.PENDIENTE, proximo_intento=ahora)
+    gracia = timedelta(seconds=settings.NOTIFICACIONES_GRACIA_SEGUNDOS)
+    pks = list(
+        Notificacion.objects.filter(estado=Estado.PENDIENTE, proximo_intento__lte=ahora - gracia)
+        .order_by("proximo_intento")
+        .values_list("pk", flat=True)[: settings.NOTIFICACIONES_BARRIDO_MAX]
+    )
+    encolar(pks)
+    return len(pks)
+
+
+def notificacion_reintentar(*, notificaciones) -> int:
+    """Send failed or discarded rows again from the first attempt (admin's *retry*)."""
+    pks = list(
+        notificaciones.filter(estado__in=[Estado.FALLIDA, Estado.DESCARTADA])
+        .exclude(canal="")
+        .values_list("pk", flat=True)
+    )
+    with transaction.atomic():
+        Notificacion.objects.filter(pk__in=pks).update(
+            estado=Estado.PENDIENTE, intentos=0, proximo_intento=timezone.now()
+        )
+        transaction.on_commit(lambda: encolar(pks))
+    return len(pks)
