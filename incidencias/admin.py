@@ -13,10 +13,13 @@ from .models import (
     DetalleTicket,
     EstadoCarpeta,
     Feriado,
+    Notificacion,
     PoliticaSLA,
+    PreferenciaNotificacion,
     ReglaDepartamento,
     Ticket,
 )
+from .notificaciones import notificacion_reintentar
 from .selectors import ticket_buscar
 
 
@@ -199,3 +202,42 @@ class CorreoFallidoAdmin(admin.ModelAdmin):
                 self.message_user(request, f"#{fallido.pk}: {resultado.mensaje}", messages.WARNING)
             else:
                 self.message_user(request, f"#{fallido.pk}: {resultado.mensaje}", messages.SUCCESS)
+
+
+@admin.register(Notificacion)
+class NotificacionAdmin(admin.ModelAdmin):
+    list_display = ["id", "creado", "evento", "canal", "ticket", "destino", "estado", "intentos",
+                    "proximo_intento", "error_corto"]  # fmt: skip
+    list_filter = ["estado", "canal", "evento"]
+    list_select_related = ["ticket", "departamento", "usuario"]
+    search_fields = ["=ticket__numero", "=correo", "=message_id"]
+    readonly_fields = [f.name for f in Notificacion._meta.fields]
+    actions = ["reintentar"]
+    show_full_result_count = False
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description=_("destination"))
+    def destino(self, obj):
+        return obj.destino
+
+    @admin.display(description=_("last error"))
+    def error_corto(self, obj):
+        return obj.ultimo_error[:120]
+
+    @admin.action(description=_("Retry the selected failed notifications"))
+    def reintentar(self, request, queryset):
+        n = notificacion_reintentar(notificaciones=queryset)
+        self.message_user(request, _("%(n)d notifications queued again.") % {"n": n})
+
+
+@admin.register(PreferenciaNotificacion)
+class PreferenciaNotificacionAdmin(admin.ModelAdmin):
+    list_display = ["departamento", "usuario", "evento", "destinatario", "canal", "activa"]
+    list_filter = ["evento", "canal", "activa", "departamento"]
+    list_select_related = ["departamento", "usuario"]
+    raw_id_fields = ["usuario"]

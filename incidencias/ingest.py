@@ -25,7 +25,7 @@ from django.utils import timezone
 
 from sso.models import Departamento, Usuario
 
-from . import configuracion
+from . import configuracion, notificaciones
 from .mensajes import MensajeEntrante, parse_raw
 from .models import (
     Adjunto,
@@ -124,7 +124,9 @@ def ingest(
     clave = mensaje.clave_dedup()
     try:
         with transaction.atomic():
-            return _ingest(mensaje, fuente=fuente, clave=clave, cuenta=cuenta, canal=canal)
+            resultado = _ingest(mensaje, fuente=fuente, clave=clave, cuenta=cuenta, canal=canal)
+            notificaciones.notificar_ingreso(resultado)
+            return resultado
     except IntegrityError:
         # A concurrent ingest of the same message won the race: answer with its result.
         previo = _duplicado(fuente, clave)
@@ -223,6 +225,10 @@ def _hilo(mensaje: MensajeEntrante) -> Ticket | None:
         for message_id in ids:
             if message_id in found:
                 return Ticket.objects.select_for_update().get(pk=found[message_id])
+        # A reply to mail we sent (an acknowledgement, a notification) threads to its ticket.
+        ticket_id = notificaciones.ticket_de_message_ids(ids[:100])
+        if ticket_id is not None:
+            return Ticket.objects.select_for_update().get(pk=ticket_id)
     match = _TAG.search(mensaje.asunto)
     if match:
         ticket = Ticket.objects.select_for_update().filter(numero=int(match.group(1))).first()

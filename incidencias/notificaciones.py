@@ -11,15 +11,20 @@ the `webhooks` app.
 """
 
 import logging
+import smtplib
 import threading
 from datetime import timedelta
 from typing import Protocol
 
 from django.conf import settings
+from django.core.mail import EmailMultiAlternatives
 from django.db import IntegrityError, transaction
 from django.db.models import F
+from django.template.loader import render_to_string
 from django.urls import reverse
-from django.utils import timezone
+from django.utils import timezone, translation
+from django.utils.dateparse import parse_datetime
+from django.utils.translation import gettext_lazy
 
 from sso.models import Usuario
 
@@ -235,34 +240,47 @@ def notificar(
     once the first commits) writes nothing and returns []. An event nobody is to hear of is
     then recorded as one discarded row, so it is not raised again either."""
     datos = dict(datos or {})
-    if unico is not None and Notificacion.objects.filter(unico=unico).exists():
+    if unico is None:
+        return _guardar(_preparar(evento=evento, ticket=ticket, detalle=detalle, datos=datos))
+    if Notificacion.objects.filter(unico=unico).exists():
         return []
-    if evento == Evento.ACUSE and not _acuse_procede(ticket=ticket, detalle=detalle):
-        return []
+    filas = _preparar(evento=evento, ticket=ticket, detalle=detalle, datos=datos)
+    if not filas:
+        filas = [
+            Notificacion(
+                evento=evento,
+                canal="",
+                ticket=ticket,
+                detalle=detalle,
+                datos=datos,
+                estado=Estado.DESCARTADA,
+                resultado="Sin destinatarios",
+            )
+        ]
+    for i, n in enumerate(filas):
+        n.unico = unico if i == 0 else f"{unico}#{i}"
+    try:
+        with transaction.atomic():
+            Notificacion.objects.bulk_create(filas)
+    except IntegrityError:
+        return []  # raised concurrently by another transaction that committed first
+    return _encolar_al_confirmar([n for n in filas if n.estado == Estado.PENDIENTE])
+
+
+def _preparar(*, evento, ticket, detalle, datos) -> list[Notificacion]:
     filas = _filas(evento=evento, ticket=ticket, detalle=detalle, datos=datos)
-    if unico is not None:
-        if not filas:
-            filas = [
-                Notificacion(
-                    evento=evento,
-                    canal="",
-                    ticket=ticket,
-                    detalle=detalle,
-                    datos=datos,
-                    estado=Estado.DESCARTADA,
-                    resultado="Sin destinatarios",
-                )
-            ]
-        for i, n in enumerate(filas):
-            n.unico = unico if i == 0 else f"{unico}#{i}"
-        try:
-            with transaction.atomic():
-                filas = Notificacion.objects.bulk_create(filas)
-        except IntegrityError:
-            return []  # raised concurrently by another transaction that committed first
-        filas = [n for n in filas if n.estado == Estado.PENDIENTE]
-    elif filas:
-        filas = Notificacion.objects.bulk_create(filas)
+    if evento == Evento.ACUSE and filas and not _acuse_procede(ticket=ticket, detalle=detalle):
+        return []
+    return filas
+
+
+def _guardar(filas: list[Notificacion]) -> list[Notificacion]:
+    if filas:
+        Notificacion.objects.bulk_create(filas)
+    return _encolar_al_confirmar(filas)
+
+
+def _encolar_al_confirmar(filas: list[Notificacion]) -> list[Notificacion]:
     if filas:
         pks = [n.pk for n in filas]
         transaction.on_commit(lambda: encolar(pks))
@@ -406,3 +424,158 @@ def notificacion_reintentar(*, notificaciones) -> int:
         )
         transaction.on_commit(lambda: encolar(pks))
     return len(pks)
+
+
+# --- The email channel ----------------------------------------------------------------------
+
+_OBJETIVOS = {
+    "primera_respuesta": gettext_lazy("first response"),
+    "resolucion": gettext_lazy("resolution"),
+}
+
+
+class CanalCorreo:
+    """Mail through Django's backend (SMTP): subject, text and HTML templates per event in the
+    row's language, our Message-ID (stored on the row at creation, so a retry sends the same
+    one), the `[Ticket #N]` tag, and the headers that mark it as ours when it comes back."""
+
+    nombre = CORREO
+
+    def enviar(self, notificacion: Notificacion) -> str:
+        n = notificacion
+        destinatario = n.correo or (n.usuario.email if n.usuario_id else "")
+        if not destinatario:
+            raise ErrorPermanente("no email address to send to")
+        if not n.message_id:
+            n.message_id = _message_id_nuevo()
+        mensaje = _correo(n, destinatario)
+        try:
+            mensaje.send(fail_silently=False)
+        except smtplib.SMTPRecipientsRefused as exc:
+            codigos = [codigo for codigo, _ in exc.recipients.values()]
+            if codigos and all(500 <= codigo < 600 for codigo in codigos):
+                raise ErrorPermanente(f"recipient refused: {exc.recipients}") from exc
+            raise ErrorPasajero(f"recipient refused for now: {exc.recipients}") from exc
+        except smtplib.SMTPAuthenticationError as exc:
+            raise ErrorPasajero(f"SMTP authentication failed: {exc}") from exc
+        except smtplib.SMTPResponseException as exc:
+            if 500 <= exc.smtp_code < 600:
+                raise ErrorPermanente(f"SMTP {exc.smtp_code}: {exc.smtp_error!r}") from exc
+            raise ErrorPasajero(f"SMTP {exc.smtp_code}: {exc.smtp_error!r}") from exc
+        except (smtplib.SMTPException, OSError) as exc:
+            raise ErrorPasajero(f"{type(exc).__name__}: {exc}") from exc
+        return f"Enviada a {destinatario}"
+
+
+def _correo(n: Notificacion, destinatario: str) -> EmailMultiAlternatives:
+    ticket = n.ticket
+    plantilla = f"incidencias/notificaciones/{n.evento}"
+    with translation.override(n.idioma or settings.LANGUAGE_CODE):
+        vence = parse_datetime(str(n.datos.get("vence", ""))) if n.datos else None
+        contexto = {
+            "n": n,
+            "ticket": ticket,
+            "detalle": n.detalle,
+            "extracto": _extracto(n.detalle),
+            "objetivo": _OBJETIVOS.get(str(n.datos.get("objetivo", "")), ""),
+            "vence": timezone.localtime(vence) if vence and timezone.is_aware(vence) else vence,
+            # The staff page, for staff only: a requester gets no link into the back office.
+            "enlace": "" if n.evento == Evento.ACUSE else enlace_ticket(ticket),
+        }
+        asunto = " ".join(render_to_string(f"{plantilla}/asunto.txt", contexto).split())
+        if ticket.etiqueta.lower() not in asunto.lower():
+            asunto = f"{asunto} {ticket.etiqueta}"
+        texto = render_to_string(f"{plantilla}/cuerpo.txt", contexto)
+        html = render_to_string(f"{plantilla}/cuerpo.html", contexto)
+    headers = {
+        "Message-ID": f"<{n.message_id}>",
+        "X-Incidencias-Ticket": str(ticket.numero),
+        "Auto-Submitted": "auto-replied" if n.evento == Evento.ACUSE else "auto-generated",
+        "X-Auto-Response-Suppress": "All",
+    }
+    if n.evento == Evento.ACUSE and n.detalle is not None and n.detalle.message_id:
+        headers["In-Reply-To"] = f"<{n.detalle.message_id}>"
+        headers["References"] = f"<{n.detalle.message_id}>"
+    mensaje = EmailMultiAlternatives(
+        subject=asunto[:900], body=texto, to=[destinatario], headers=headers
+    )
+    mensaje.attach_alternative(html, "text/html")
+    return mensaje
+
+
+def _extracto(detalle: DetalleTicket | None, limite: int = 600) -> str:
+    if detalle is None:
+        return ""
+    texto = (detalle.texto or "").strip()
+    return texto if len(texto) <= limite else texto[:limite].rstrip() + "…"
+
+
+# --- The events of the mail pipeline and of tickets -----------------------------------------
+
+
+def notificar_ingreso(resultado) -> None:
+    """The notifications of one ingested message (`ingest.Resultado`), in its transaction: a
+    new ticket (its department, the acknowledgement, the assignee), or a customer's reply on an
+    existing one. Machine mail is stored but never notified. Fills the result's
+    `notificacion_synology` / `notificacion_correo` with what was queued."""
+    ticket, detalle = resultado.ticket, resultado.detalle
+    if ticket is None or detalle is None:
+        return
+    if resultado.duplicado:
+        filas = list(
+            Notificacion.objects.filter(detalle=detalle)
+            .exclude(canal="")
+            .select_related("departamento", "usuario")
+            .order_by("id")
+        )
+    elif detalle.automatico or detalle.tipo != DetalleTicket.Tipo.ENTRANTE:
+        return
+    elif resultado.creado:
+        eventos = [Evento.TICKET_NUEVO, Evento.ACUSE]
+        if ticket.asignado_id:
+            eventos.append(Evento.ASIGNACION)
+        # One INSERT for all of them: this runs for every mail.
+        filas = _guardar(
+            [
+                n
+                for evento in eventos
+                for n in _preparar(evento=evento, ticket=ticket, detalle=detalle, datos={})
+            ]
+        )
+    else:
+        filas = notificar(evento=Evento.RESPUESTA_CLIENTE, ticket=ticket, detalle=detalle)
+    resultado.notificacion_synology = resumen([n for n in filas if n.canal == SYNOLOGY])
+    resultado.notificacion_correo = resumen([n for n in filas if n.canal == CORREO])
+
+
+def resumen(filas: list[Notificacion]) -> str:
+    """What happened to these rows, as correo/save says it: "En cola: canal soporte",
+    "Enviada a canal soporte", "Fallida: …", or "No emitida"."""
+    if not filas:
+        return "No emitida"
+    partes, en_cola = [], []
+    for n in filas:
+        if n.estado == Estado.ENVIADA:
+            partes.append(n.resultado or f"Enviada a {n.destino}")
+        elif n.estado in (Estado.PENDIENTE, Estado.ENVIANDO):
+            en_cola.append(n.destino)
+        else:
+            partes.append(
+                f"{'Fallida' if n.estado == Estado.FALLIDA else 'Descartada'}: {n.destino}"
+            )
+    if en_cola:
+        partes.insert(0, f"En cola: {', '.join(en_cola)}")
+    return "; ".join(partes)
+
+
+def ticket_de_message_ids(message_ids: list[str]) -> int | None:
+    """The ticket of the first of these Message-IDs that is one of our notifications (a reply
+    to our acknowledgement threads to its ticket)."""
+    if not message_ids:
+        return None
+    encontrados = dict(
+        Notificacion.objects.filter(message_id__in=message_ids)
+        .order_by("-id")
+        .values_list("message_id", "ticket_id")
+    )
+    return next((encontrados[i] for i in message_ids if i in encontrados), None)

@@ -26,3 +26,7 @@ CACHES = {
     name: {**config, "KEY_PREFIX": f"test{os.getpid()}"}
     for name, config in CACHES.items()  # noqa: F405
 }
+
+# Without Redis, tasks enqueued by tests that commit go to memory, not to var/celery/.
+if not os.environ.get("REDIS_URL"):
+    CELERY_BROKER_URL = "memory://"

@@ -72,8 +72,8 @@ def test_it_creates_a_ticket_and_answers_the_seed_shape(save, soporte, agente):
         "message": f"Se ha creado el ticket {ticket.numero}",
         "ticket": str(ticket.numero),
         "id_detalle_ticket": str(detalle.pk),
-        "notificacion_SLA_Synology": "No emitida",
-        "notificacion_SLA_Correo": "No emitida",
+        "notificacion_SLA_Synology": "No emitida",  # no Synology channel registered here
+        "notificacion_SLA_Correo": "En cola: cliente@example.org, agente@example.com",
         "id_departamento_asignado": str(soporte.pk),
         "id_usuario_asignado": str(agente.pk),
         "id_bitacora_log": Bitacora.objects.get().pk,

@@ -1,9 +1,17 @@
 """A Synology stand-in registered per test (the real channel lives in `webhooks`)."""
 
+import email
+import socket
+import threading
+import uuid
+from email import policy
+
 import pytest
+from aiosmtpd.controller import Controller
+from django.test import override_settings
 
 from incidencias import notificaciones
-from incidencias.models import Ticket
+from incidencias.models import ReglaDepartamento, Ticket
 from sso.models import Usuario
 
 
@@ -74,3 +82,76 @@ def ticket(soporte, asignado):
         solicitante_nombre="Cliente",
         solicitante_email="cliente@example.org",
     )
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class ServidorSMTP:
+    """aiosmtpd's handler: keeps each message (raw and parsed); `respuestas` are SMTP replies
+    given to the next DATA commands instead of accepting ("451 …", "550 …")."""
+
+    def __init__(self):
+        self.mensajes = []
+        self.respuestas = []
+        self.lock = threading.Lock()
+
+    async def handle_DATA(self, server, session, envelope):  # aiosmtpd's hook name
+        with self.lock:
+            if self.respuestas:
+                return self.respuestas.pop(0)
+            parsed = email.message_from_bytes(envelope.content, policy=policy.default)
+            self.mensajes.append((envelope.rcpt_tos, parsed, envelope.content))
+        return "250 OK"
+
+    def para(self, direccion):
+        return [m for rcpt, m, _ in self.mensajes if direccion in rcpt]
+
+
+@pytest.fixture
+def smtp():
+    handler = ServidorSMTP()
+    controller = Controller(handler, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    try:
+        with override_settings(
+            EMAIL_BACKEND="django.core.mail.backends.smtp.EmailBackend",
+            EMAIL_HOST="127.0.0.1",
+            EMAIL_PORT=controller.port,
+            EMAIL_USE_TLS=False,
+            EMAIL_USE_SSL=False,
+            EMAIL_HOST_USER="",
+            EMAIL_HOST_PASSWORD="",
+            EMAIL_TIMEOUT=5,
+            DEFAULT_FROM_EMAIL="Soporte <soporte@example.com>",
+        ):
+            yield handler
+    finally:
+        controller.stop()
+
+
+@pytest.fixture
+def regla(soporte):
+    """Mail to soporte@example.com goes to the Soporte department."""
+    return ReglaDepartamento.objects.create(
+        campo="destinatario", valor="soporte@example.com", departamento=soporte
+    )
+
+
+def correo_entrante(
+    *,
+    de="Cliente <cliente@example.org>",
+    asunto="Sin servicio",
+    message_id=None,
+    extra="",
+    cuerpo="No tengo internet desde ayer.",
+) -> bytes:
+    message_id = message_id or f"<{uuid.uuid4().hex}@example.org>"
+    return (
+        f"From: {de}\r\nTo: soporte@example.com\r\nSubject: {asunto}\r\n"
+        f"Message-ID: {message_id}\r\nDate: Tue, 10 Mar 2026 10:00:00 -0600\r\n{extra}"
+        f"Content-Type: text/plain; charset=utf-8\r\n\r\n{cuerpo}\r\n"
+    ).encode()
