@@ -80,6 +80,7 @@ def _ticket(usuario: Usuario, numero: int) -> str:
         # Tickets the person may not see are "not found" too: the bot reveals nothing.
         return _("Ticket #%(numero)s was not found.") % {"numero": numero}
     resuelto = ticket.resuelto_en or ticket.cerrado_en
+    abrir = _("Open the ticket")
     return "\n".join(
         [
             f"#{ticket.numero} {texto_seguro(ticket.asunto)}",
@@ -95,7 +96,7 @@ def _ticket(usuario: Usuario, numero: int) -> str:
             _("First response: %(sla)s")
             % {"sla": _sla(ticket.vence_primera_respuesta, ticket.primera_respuesta_en)},
             _("Resolution: %(sla)s") % {"sla": _sla(ticket.vence_resolucion, resuelto)},
-            f"<{enlace_ticket(ticket)}|{_('Open the ticket')}>",
+            f"<{enlace_ticket(ticket)}|{abrir}>",
         ]
     )
 

@@ -93,11 +93,12 @@ def synology_mensaje(*, evento: str, ticket, enlace: str, datos: dict | None = N
     """The chat text of a ticket event: what happened, subject, department and a link."""
     datos = datos if isinstance(datos, dict) else {}
     departamento = texto_seguro(ticket.departamento, 80) if ticket.departamento_id else "—"
+    abrir = _("Open the ticket")
     lineas = [
         _titulo(evento, ticket, datos),
         _("Subject: %(asunto)s") % {"asunto": texto_seguro(ticket.asunto) or "—"},
         _("Department: %(departamento)s") % {"departamento": departamento},
-        f"<{enlace}|{_('Open the ticket')}>",
+        f"<{enlace}|{abrir}>",
     ]
     return "\n".join(lineas)[:MAX_TEXTO]
 
