@@ -233,7 +233,8 @@ def test_it_never_shows_a_channel_token_in_admin(admin_client, canal, synology):
 def test_it_keeps_the_token_when_admin_saves_the_channel_without_one(admin_client, canal):
     respuesta = admin_client.post(
         f"/admin/webhooks/canalsynology/{canal.pk}/change/",
-        {"departamento": canal.departamento_id, "nombre": "renombrado", "token": "", "activo": "on"},
+        {"departamento": canal.departamento_id, "nombre": "renombrado", "token": ""}
+        | {"activo": "on"},
     )
 
     assert respuesta.status_code == 302
