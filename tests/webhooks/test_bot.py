@@ -367,3 +367,9 @@ def test_it_is_in_the_openapi_schema(client):
         "application/x-www-form-urlencoded",
     }
     assert {"200", "401", "422", "502"} <= set(operacion["responses"])
+
+
+def test_it_answers_a_head_probe_of_its_address(api):
+    respuesta = api.head(URL)
+
+    assert respuesta.status_code == 200
