@@ -33,3 +33,19 @@ def ticket_buscar(*, texto: str, tickets: QuerySet[Ticket] | None = None) -> Que
             | Q(Exists(en_detalles))
         )
     return tickets.filter(coincide).order_by("-creado", "-id")
+
+
+ESTADOS_ABIERTOS = (Ticket.Estado.NUEVO, Ticket.Estado.ABIERTO, Ticket.Estado.EN_ESPERA)
+
+
+def tickets_para_usuario(*, usuario) -> QuerySet[Ticket]:
+    """The tickets `usuario` may see: staff see all; others their department's (agents and
+    heads) and those assigned to them. An inactive user sees none."""
+    if not getattr(usuario, "is_active", False):
+        return Ticket.objects.none()
+    if usuario.is_staff:
+        return Ticket.objects.all()
+    visible = Q(asignado_id=usuario.pk)
+    if usuario.departamento_id and (usuario.acceso_ticket or usuario.jefe):
+        visible |= Q(departamento_id=usuario.departamento_id)
+    return Ticket.objects.filter(visible)

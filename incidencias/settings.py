@@ -275,8 +275,16 @@ NOTIFICACIONES_BARRIDO_MAX = env.int("NOTIFICACIONES_BARRIDO_MAX", default=500)
 NOTIFICACIONES_ACUSE_VENTANA_MINUTOS = env.int("NOTIFICACIONES_ACUSE_VENTANA_MINUTOS", default=60)
 
 # --- Synology Chat --------------------------------------------------------------------------
-SYNOLOGY_URL = env.str("SYNOLOGY_URL", default="")
+SYNOLOGY_URL = env.str("SYNOLOGY_URL", default="").rstrip("/")
+# The bot's token: what Synology's outgoing webhook sends, and what the chatbot API is called with.
 SYNOLOGY_BOT_TOKEN = secret("SYNOLOGY_BOT_TOKEN", default="")
+# Seconds to connect to, and to wait for an answer from, the NAS.
+SYNOLOGY_TIMEOUT = env.float("SYNOLOGY_TIMEOUT", default=10.0)
+# Extra attempts, at once, when Synology surely did not post (refused connection, "too fast").
+SYNOLOGY_REINTENTOS = env.int("SYNOLOGY_REINTENTOS", default=2)
+# Verify the NAS's TLS certificate: 1, 0, or the path of a CA bundle (self-signed NAS).
+_synology_tls = env.str("SYNOLOGY_VERIFICAR_TLS", default="1")
+SYNOLOGY_VERIFICAR_TLS = {"1": True, "0": False}.get(_synology_tls, _synology_tls)
 
 # --- Identity -------------------------------------------------------------------------------
 # Lifetime of user tokens "<id>|<secret>" (SSO/access, the login API).
@@ -395,7 +403,11 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
-    "loggers": {"django.db.backends": {"level": "INFO"}},
+    "loggers": {
+        "django.db.backends": {"level": "INFO"},
+        # At DEBUG it logs every request line, and Synology's token travels in the query string.
+        "urllib3.connectionpool": {"level": "INFO"},
+    },
 }
 
 

@@ -7,6 +7,7 @@ from sso.api.acceso import AccesoView, RefreshUserTokenView
 from sso.api.adi import GenerateTokenView, SetTokenView, ValidarTokenView
 from sso.api.password import PasswordForgotView, PasswordResetView
 from sso.api.usuarios import UsuarioInternoGetView
+from webhooks.api import ConfigurarIdUsuarioView
 
 from .api import CorreoSaveView, GetConfigCorreosView
 from .errors import not_found
@@ -27,6 +28,11 @@ api_consumo = [
     path("correo/getConfigCorreos", GetConfigCorreosView.as_view(), name="correo-get-config"),
     path("SSO/password/forgot", PasswordForgotView.as_view(), name="sso-password-forgot"),
     path("SSO/password/reset", PasswordResetView.as_view(), name="sso-password-reset"),
+    path(
+        "Synology/BotAsistencia/configurarIdUsuario",
+        ConfigurarIdUsuarioView.as_view(),
+        name="synology-bot-configurar-id-usuario",
+    ),
 ]
 api_fallback = [
     # Unknown API paths answer in their family's envelope, in DEBUG too.

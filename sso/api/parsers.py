@@ -8,6 +8,7 @@ import codecs
 import json
 
 from django.conf import settings
+from django.http import QueryDict
 from rest_framework import parsers, status
 from rest_framework.exceptions import APIException, ParseError
 
@@ -64,3 +65,18 @@ def _finite_float(text: str) -> float:
     if value in (float("inf"), float("-inf")):
         raise ValueError(f"{text} is out of range")
     return value
+
+
+class FormParser(parsers.FormParser):
+    """URL-encoded forms with the same size limit (webhooks that cannot send JSON)."""
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        parser_context = parser_context or {}
+        request = parser_context["request"]
+        raw = read_bounded(stream, request, body_limit(parser_context))
+        encoding = parser_context.get("encoding", settings.DEFAULT_CHARSET)
+        try:
+            codecs.lookup(encoding)
+            return QueryDict(raw, encoding=encoding)
+        except (LookupError, UnicodeDecodeError) as exc:
+            raise ParseError("Form parse error") from exc
