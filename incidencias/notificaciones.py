@@ -56,6 +56,11 @@ class Canal(Protocol):
         Raise ErrorPasajero or ErrorPermanente on failure."""
         ...
 
+    # Optional: `acepta(*, departamento_id=None, usuario=None) -> bool`, whether a row for that
+    # department or person could be delivered at all (Synology configured, a channel for the
+    # department, an id for the person). Without it every destination is taken; with it, one
+    # the channel cannot reach gets no row, so nothing says "queued" for what is bound to fail.
+
 
 _canales: dict[str, Canal] = {}
 _canales_lock = threading.Lock()
@@ -173,7 +178,7 @@ def _filas(
                 correo = ticket.departamento.correo
                 if correo:
                     filas.append(fila(canal_, departamento=ticket.departamento, correo=correo))
-            else:
+            elif _acepta(canal_, departamento_id=ticket.departamento_id):
                 filas.append(fila(canal_, departamento=ticket.departamento))
 
     # People: the channels the event reaches each one on, then their own preferences.
@@ -199,10 +204,7 @@ def _filas(
             if canal_ == CORREO:
                 if usuario.email:
                     filas.append(fila(canal_, usuario=usuario, correo=usuario.email))
-            elif canal_ == SYNOLOGY:
-                if usuario.id_synology:
-                    filas.append(fila(canal_, usuario=usuario))
-            else:
+            elif _acepta(canal_, usuario=usuario):
                 filas.append(fila(canal_, usuario=usuario))
 
     if (
@@ -214,6 +216,11 @@ def _filas(
         n.idioma = _idioma_solicitante(detalle)
         filas.append(n)
     return filas
+
+
+def _acepta(nombre: str, **destino) -> bool:
+    acepta = getattr(_canales[nombre], "acepta", None)
+    return acepta is None or acepta(**destino)
 
 
 def _message_id_nuevo() -> str:

@@ -7,10 +7,8 @@ class WebhooksConfig(AppConfig):
     verbose_name = _("Synology Chat")
 
     def ready(self):
-        try:
-            from incidencias.notificaciones import canal_registrar
-        except ImportError:  # the outbox is not there yet
-            return
+        from incidencias.notificaciones import canal_registrar
+
         from .canal import NotificadorSynology
 
         canal_registrar(NotificadorSynology())

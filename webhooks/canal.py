@@ -10,24 +10,16 @@ from datetime import datetime
 
 from django.conf import settings
 from django.db import transaction
-from django.urls import reverse
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
+from incidencias import configuracion
+from incidencias.notificaciones import enlace_ticket
 from sso.models import Usuario
 
 from . import synology
 from .models import CanalSynology
 from .synology import ErrorPermanente, Respuesta
-
-try:
-    from incidencias.notificaciones import enlace_ticket
-except ImportError:  # pragma: no cover - until the outbox lands; it owns the link
-
-    def enlace_ticket(ticket) -> str:
-        path = reverse("admin:incidencias_ticket_change", args=[ticket.pk])
-        return settings.SITE_URL.rstrip("/") + path
-
 
 MAX_TEXTO = 2000  # Synology refuses long messages (error 410)
 
@@ -165,6 +157,15 @@ def synology_enviar_canal(*, canal: CanalSynology, texto: str) -> Respuesta:
     return synology.enviar_a_canal(token=canal.token, texto=texto[:MAX_TEXTO])
 
 
+def _departamentos() -> frozenset[int]:
+    return frozenset(
+        CanalSynology.objects.filter(activo=True).values_list("departamento_id", flat=True)
+    )
+
+
+configuracion.conectar(CanalSynology)
+
+
 def canal_de_departamento(departamento_id: int) -> CanalSynology:
     canal = CanalSynology.objects.filter(departamento_id=departamento_id, activo=True).first()
     if canal is None:
@@ -177,6 +178,16 @@ class NotificadorSynology:
     a direct message from the bot."""
 
     nombre = "synology"
+
+    def acepta(self, *, departamento_id: int | None = None, usuario=None) -> bool:
+        """Whether a row could be delivered: Synology configured, and an active channel for
+        the department (cached like the rest of the configuration, forgotten when a channel
+        is saved or deleted) or a Synology id for the person."""
+        if not settings.SYNOLOGY_URL:
+            return False
+        if departamento_id is not None:
+            return departamento_id in configuracion.leer(("synology", "canales"), _departamentos)
+        return usuario is not None and usuario.id_synology is not None
 
     def enviar(self, notificacion) -> str:
         ticket = notificacion.ticket

@@ -23,11 +23,9 @@ import requests
 from django.conf import settings
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 
-try:  # the notification outbox's failure classes, so it tells our failures apart
-    from incidencias.notificaciones import ErrorPasajero as _Pasajero
-    from incidencias.notificaciones import ErrorPermanente as _Permanente
-except ImportError:  # pragma: no cover - before the outbox exists
-    _Pasajero = _Permanente = Exception
+# The notification outbox's failure classes, so it tells our failures apart.
+from incidencias.notificaciones import ErrorPasajero as _Pasajero
+from incidencias.notificaciones import ErrorPermanente as _Permanente
 
 logger = logging.getLogger("webhooks.synology")
 

@@ -1,13 +1,13 @@
 """The Synology notification channel: message text, department channels, people through the
 bot (resolving their id through `user_list`), and the channel tokens at rest."""
 
-from types import SimpleNamespace
-
 import pytest
 from django.db import connection
+from django.test import override_settings
 from django.utils import translation
 
-from incidencias.models import Ticket
+from incidencias.models import Notificacion, Ticket
+from incidencias.notificaciones import notificar
 from sso.models import Usuario
 from webhooks.canal import (
     NotificadorSynology,
@@ -37,14 +37,12 @@ def ticket(soporte, agente):
 
 
 def notificacion(ticket, evento="ticket_nuevo", *, departamento=None, usuario=None, datos=None):
-    """The fields of an outbox row the channel reads."""
-    return SimpleNamespace(
+    """An outbox row as the outbox hands it to the channel."""
+    return Notificacion(
         evento=evento,
+        canal="synology",
         ticket=ticket,
-        detalle=None,
-        departamento_id=departamento.pk if departamento else None,
         departamento=departamento,
-        usuario_id=usuario.pk if usuario else None,
         usuario=usuario,
         datos=datos or {},
     )
@@ -106,6 +104,21 @@ def test_it_fails_permanently_for_a_department_without_an_active_channel(ticket,
 
     with pytest.raises(ErrorPermanente):
         NotificadorSynology().enviar(notificacion(ticket, departamento=soporte))
+
+
+def test_the_outbox_queues_a_department_row_only_when_its_channel_is_active(
+    synology, ticket, soporte, canal
+):
+    def departamento_filas():
+        filas = notificar(evento="ticket_nuevo", ticket=ticket)
+        return [n for n in filas if n.canal == "synology" and n.departamento_id == soporte.pk]
+
+    assert len(departamento_filas()) == 1
+    with override_settings(SYNOLOGY_URL=""):
+        assert departamento_filas() == []  # Synology not configured at all
+    canal.activo = False
+    canal.save()  # the cached list of departments with a channel is forgotten
+    assert departamento_filas() == []
 
 
 def test_it_passes_synologys_failures_on_to_the_outbox(synology, ticket, canal, soporte):
