@@ -200,6 +200,7 @@ _NUNCA = datetime(9999, 12, 31, tzinfo=UTC)
 
 
 def _proximo_sql():
+    """`sla_proximo` in SQL (the same as `sla_proximo()`), for the sweep's bulk update."""
     partes = []
     for objetivo, cumplido in (
         (PRIMERA_RESPUESTA, "primera_respuesta_en"),
@@ -209,25 +210,16 @@ def _proximo_sql():
             (f"aviso_{objetivo}", f"avisado_{objetivo}_en"),
             (f"vence_{objetivo}", f"incumplido_{objetivo}_en"),
         ):
-            partes.append(_sin_levantar(cumplido, momento, levantado))
-    return NullIf(Least(*partes), Value(_NUNCA))
-
-
-def _sin_levantar(cumplido: str, momento: str, levantado: str):
-    """`momento` while its target is unmet and its event not raised, else the far future."""
-    return Case(
-        When(
-            Q(
+            pendiente = Q(
                 **{
                     f"{cumplido}__isnull": True,
                     f"{levantado}__isnull": True,
                     f"{momento}__isnull": False,
                 }
-            ),
-            then=F(momento),
-        ),
-        default=Value(_NUNCA),
-    )
+            )
+            partes.append(Case(When(pendiente, then=F(momento)), default=Value(_NUNCA)))
+    # Ticket states are not looked at: the sweep only updates active, running tickets.
+    return NullIf(Least(*partes), Value(_NUNCA))
 
 
 # --- The clock through a ticket's states ----------------------------------------------------
@@ -334,7 +326,7 @@ def sla_barrer(*, ahora: datetime | None = None) -> Barrido:
                     if subir and ticket.prioridad in _SIGUIENTE_PRIORIDAD:
                         anterior = ticket.prioridad
                         ticket.prioridad = _SIGUIENTE_PRIORIDAD[anterior]
-                        subidas.setdefault((anterior, ticket.prioridad), []).append(ticket.pk)
+                        subidas[ticket.pk] = ticket.prioridad  # the last step wins
                         detalles.append(
                             DetalleTicket(
                                 ticket=ticket,
@@ -367,13 +359,19 @@ def sla_barrer(*, ahora: datetime | None = None) -> Barrido:
                         "unico": f"{evento}:{ticket.pk}:{objetivo}",
                     }
                 )
+        # A statement per kind of event raised and per new priority, then the next moment of
+        # each ticket from what is now recorded. (One UPDATE with CASE over the id lists costs
+        # PostgreSQL more: it searches the lists for every row.)
         for campo, pks in levantados.items():
             Ticket.objects.filter(pk__in=pks).update(**{campo: ahora})
-        for (anterior, nueva), pks in subidas.items():
-            Ticket.objects.filter(pk__in=pks, prioridad=anterior).update(prioridad=nueva)
+        por_prioridad: dict[str, list[int]] = {}
+        for pk, prioridad in subidas.items():
+            por_prioridad.setdefault(prioridad, []).append(pk)
+        for prioridad, pks in por_prioridad.items():
+            Ticket.objects.filter(pk__in=pks).update(prioridad=prioridad)
+        Ticket.objects.filter(pk__in=[t.pk for t in tickets]).update(sla_proximo=_proximo_sql())
         if detalles:
             DetalleTicket.objects.bulk_create(detalles)
-        Ticket.objects.filter(pk__in=[t.pk for t in tickets]).update(sla_proximo=_proximo_sql())
         notificar_lote(eventos)
     return barrido
 

@@ -309,6 +309,20 @@ def test_it_raises_the_priority_one_step_on_a_breach_when_set(soporte, politica,
     sla_barrer(ahora=cr(MARTES, "16:30"))  # the resolution breach: one more step
     ticket.refresh_from_db()
     assert ticket.prioridad == "urgente"
+    # Both targets breached in one sweep: two steps.
+    otro = nuevo_ticket(soporte, cr(MARTES, "08:00"), prioridad="normal")
+    assert sla_barrer(ahora=cr(MARTES, "16:30")).prioridades == 2
+    otro.refresh_from_db()
+    assert otro.prioridad == "urgente"
+    assert otro.detalles.count() == 2
+
+
+@pytest.mark.django_db
+def test_it_leaves_the_priority_alone_by_default(soporte, politica, canales):
+    ticket = nuevo_ticket(soporte, cr(MARTES, "08:00"))
+    assert sla_barrer(ahora=cr(MARTES, "16:30")).prioridades == 0
+    ticket.refresh_from_db()
+    assert ticket.prioridad == "normal" and not ticket.detalles.exists()
 
 
 @pytest.mark.django_db
