@@ -49,6 +49,7 @@ bench: install
 	$(PY) bench/api.py
 	$(PY) bench/sso.py
 	$(PY) bench/ingest.py
+	$(PY) bench/sla.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache

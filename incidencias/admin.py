@@ -12,6 +12,7 @@ from .models import (
     CuentaCorreo,
     DetalleTicket,
     EstadoCarpeta,
+    EstadoSLA,
     Feriado,
     Notificacion,
     PoliticaSLA,
@@ -20,7 +21,8 @@ from .models import (
     Ticket,
 )
 from .notificaciones import notificacion_reintentar
-from .selectors import ticket_buscar
+from .selectors import ticket_buscar, tickets_sla
+from .services import ticket_cambiar_estado
 
 
 class FeriadoInline(admin.TabularInline):
@@ -154,19 +156,53 @@ class DetalleInline(admin.TabularInline):
         return False
 
 
+class EstadoSLAFilter(admin.SimpleListFilter):
+    title = _("SLA status")
+    parameter_name = "sla"
+
+    def lookups(self, request, model_admin):
+        return EstadoSLA.choices
+
+    def queryset(self, request, queryset):
+        if self.value() in EstadoSLA.values:
+            return queryset.filter(estado_sla=self.value())
+        return queryset
+
+
 @admin.register(Ticket)
 class TicketAdmin(admin.ModelAdmin):
-    list_display = ["numero", "asunto", "estado", "prioridad", "departamento", "asignado",
-                    "solicitante_email", "vence_resolucion", "creado"]  # fmt: skip
-    list_filter = ["estado", "prioridad", "canal", "departamento"]
+    list_display = ["numero", "asunto", "estado", "sla", "prioridad", "departamento", "asignado",
+                    "solicitante_email", "vence_primera_respuesta", "vence_resolucion",
+                    "creado"]  # fmt: skip
+    list_filter = [EstadoSLAFilter, "estado", "prioridad", "canal", "departamento"]
     list_select_related = ["departamento", "asignado"]
     search_fields = ["numero"]
     raw_id_fields = ["asignado", "relacionado"]
-    readonly_fields = ["numero", "creado", "actualizado", "primera_respuesta_en", "resuelto_en",
-                       "cerrado_en", "vence_primera_respuesta", "vence_resolucion",
-                       "correos_rebotados"]  # fmt: skip
+    readonly_fields = ["numero", "creado", "actualizado", "sla", "primera_respuesta_en",
+                       "resuelto_en", "cerrado_en", "vence_primera_respuesta",
+                       "aviso_primera_respuesta", "vence_resolucion", "aviso_resolucion",
+                       "sla_pausado_en", "avisado_primera_respuesta_en",
+                       "incumplido_primera_respuesta_en", "avisado_resolucion_en",
+                       "incumplido_resolucion_en", "correos_rebotados"]  # fmt: skip
     inlines = [DetalleInline]
     show_full_result_count = False
+
+    def get_queryset(self, request):
+        return tickets_sla(tickets=super().get_queryset(request))
+
+    @admin.display(description=_("SLA"), ordering="estado_sla")
+    def sla(self, obj):
+        return EstadoSLA(obj.estado_sla).label if hasattr(obj, "estado_sla") else ""
+
+    def save_model(self, request, obj, form, change):
+        # A change of state goes through the service, which keeps the SLA clock in step.
+        if change and "estado" in form.changed_data:
+            estado, obj.estado = obj.estado, form.initial["estado"]
+            super().save_model(request, obj, form, change)
+            ticket_cambiar_estado(ticket=obj, estado=estado, por=request.user)
+            obj.refresh_from_db()
+        else:
+            super().save_model(request, obj, form, change)
 
     def get_search_results(self, request, queryset, search_term):
         if not search_term:

@@ -3,6 +3,7 @@
 from django.conf import settings
 from django.contrib.postgres.search import SearchVectorField
 from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
@@ -74,6 +75,15 @@ class Prioridad(models.TextChoices):
     URGENTE = "urgente", _("urgent")
 
 
+class EstadoSLA(models.TextChoices):
+    """Where a ticket stands against its SLA (`selectors.tickets_sla`)."""
+
+    OK = "ok", _("on time")
+    EN_RIESGO = "en_riesgo", _("at risk")
+    INCUMPLIDO = "incumplido", _("breached")
+    PAUSADO = "pausado", _("paused")
+
+
 class PoliticaSLA(models.Model):
     """Targets, in business minutes of a calendar, for one department and priority."""
 
@@ -83,6 +93,13 @@ class PoliticaSLA(models.Model):
     prioridad = models.CharField(_("priority"), max_length=10, choices=Prioridad.choices)
     primera_respuesta_min = models.PositiveIntegerField(_("first response (business minutes)"))
     resolucion_min = models.PositiveIntegerField(_("resolution (business minutes)"))
+    aviso_porcentaje = models.PositiveSmallIntegerField(
+        _("warning at (percent of the target)"),
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1), MaxValueValidator(99)],
+        help_text=_("Empty: the SLA_AVISO_PORCENTAJE setting."),
+    )
     calendario = models.ForeignKey(
         Calendario, on_delete=models.PROTECT, related_name="+", verbose_name=_("calendar")
     )
@@ -309,6 +326,27 @@ class Ticket(models.Model):
     cerrado_en = models.DateTimeField(_("closed at"), null=True, blank=True)
     vence_primera_respuesta = models.DateTimeField(_("first response due"), null=True, blank=True)
     vence_resolucion = models.DateTimeField(_("resolution due"), null=True, blank=True)
+    # SLA clock (incidencias.sla): the warning moments of each target, when the clock stopped
+    # (waiting on the customer), when the warning and breach of each target were raised, and
+    # the next moment the sweep has anything to do (None: nothing pending).
+    aviso_primera_respuesta = models.DateTimeField(
+        _("first response warning"), null=True, blank=True
+    )
+    aviso_resolucion = models.DateTimeField(_("resolution warning"), null=True, blank=True)
+    sla_pausado_en = models.DateTimeField(_("SLA clock paused at"), null=True, blank=True)
+    avisado_primera_respuesta_en = models.DateTimeField(
+        _("first response warning raised at"), null=True, blank=True
+    )
+    avisado_resolucion_en = models.DateTimeField(
+        _("resolution warning raised at"), null=True, blank=True
+    )
+    incumplido_primera_respuesta_en = models.DateTimeField(
+        _("first response breach raised at"), null=True, blank=True
+    )
+    incumplido_resolucion_en = models.DateTimeField(
+        _("resolution breach raised at"), null=True, blank=True
+    )
+    sla_proximo = models.DateTimeField(_("next SLA check"), null=True, blank=True, editable=False)
     # Full-text search (PostgreSQL): kept up to date by a trigger on every write.
     busqueda = SearchVectorField(null=True, editable=False)
 
@@ -319,6 +357,11 @@ class Ticket(models.Model):
         indexes = [
             models.Index(fields=["departamento", "estado"], name="ticket_dep_estado"),
             models.Index(fields=["asignado", "estado"], name="ticket_asignado_estado"),
+            models.Index(
+                fields=["sla_proximo"],
+                condition=models.Q(sla_proximo__isnull=False),
+                name="ticket_sla_proximo",
+            ),
         ]
 
     def __str__(self):

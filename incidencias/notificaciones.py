@@ -147,7 +147,12 @@ def _idioma_solicitante(detalle: DetalleTicket | None) -> str:
 
 
 def _filas(
-    *, evento: str, ticket: Ticket, detalle: DetalleTicket | None, datos: dict
+    *,
+    evento: str,
+    ticket: Ticket,
+    detalle: DetalleTicket | None,
+    datos: dict,
+    jefes: list[Usuario] | None = None,
 ) -> list[Notificacion]:
     rutas = _rutas(evento, ticket.departamento_id)
     _, por_usuario = _preferencias()
@@ -190,9 +195,11 @@ def _filas(
             personas[asignado.pk] = (asignado, canales)
     if ticket.departamento_id and any(d == Destinatario.JEFES for d, _ in rutas):
         canales = {c for d, c in rutas if d == Destinatario.JEFES}
-        for jefe in Usuario.objects.filter(
-            departamento_id=ticket.departamento_id, jefe=True, is_active=True
-        ).order_by("id"):
+        if jefes is None:
+            jefes = Usuario.objects.filter(
+                departamento_id=ticket.departamento_id, jefe=True, is_active=True
+            ).order_by("id")
+        for jefe in jefes:
             personas.setdefault(jefe.pk, (jefe, set()))[1].update(canales)
     actor = datos.get("por")
     for usuario, canales in personas.values():
@@ -274,6 +281,58 @@ def notificar(
     return _encolar_al_confirmar([n for n in filas if n.estado == Estado.PENDIENTE])
 
 
+def notificar_lote(eventos: list[dict]) -> list[Notificacion]:
+    """`notificar` for many once-only events at once (the SLA sweep), in a constant number of
+    queries whatever their number: each item holds notificar's keyword arguments, `unico`
+    included, and its ticket is loaded with `departamento` and `asignado`. Keys already
+    recorded are skipped. Delivery is enqueued after commit in chunks (`encolar_lote`)."""
+    if not eventos:
+        return []
+    claves = [e["unico"] for e in eventos]
+    hechos = set(Notificacion.objects.filter(unico__in=claves).values_list("unico", flat=True))
+    pendientes = [e for e in eventos if e["unico"] not in hechos]
+    departamentos = {e["ticket"].departamento_id for e in pendientes} - {None}
+    jefes: dict[int, list[Usuario]] = {d: [] for d in departamentos}
+    if departamentos:
+        for jefe in Usuario.objects.filter(
+            departamento_id__in=departamentos, jefe=True, is_active=True
+        ).order_by("id"):
+            jefes[jefe.departamento_id].append(jefe)
+    filas = []
+    for e in pendientes:
+        ticket, datos = e["ticket"], dict(e.get("datos") or {})
+        suyas = _filas(
+            evento=e["evento"],
+            ticket=ticket,
+            detalle=e.get("detalle"),
+            datos=datos,
+            jefes=jefes.get(ticket.departamento_id, []),
+        ) or [
+            Notificacion(
+                evento=e["evento"],
+                canal="",
+                ticket=ticket,
+                detalle=e.get("detalle"),
+                datos=datos,
+                estado=Estado.DESCARTADA,
+                resultado="Sin destinatarios",
+            )
+        ]
+        for i, n in enumerate(suyas):
+            n.unico = e["unico"] if i == 0 else f"{e['unico']}#{i}"
+        filas += suyas
+    try:
+        with transaction.atomic():
+            Notificacion.objects.bulk_create(filas)
+    except IntegrityError:
+        # Some key was recorded concurrently: one at a time, each once.
+        return [n for e in pendientes for n in notificar(**e)]
+    pks = [n.pk for n in filas if n.estado == Estado.PENDIENTE]
+    if pks:
+        transaction.on_commit(lambda: encolar_lote(pks))
+    return [n for n in filas if n.estado == Estado.PENDIENTE]
+
+
 def _preparar(*, evento, ticket, detalle, datos) -> list[Notificacion]:
     filas = _filas(evento=evento, ticket=ticket, detalle=detalle, datos=datos)
     if evento == Evento.ACUSE and filas and not _acuse_procede(ticket=ticket, detalle=detalle):
@@ -325,6 +384,23 @@ def encolar(pks: list[int], *, countdown: float | None = None) -> None:
             )
         except Exception:
             logger.warning("Could not enqueue notification %s; the sweeper will", pk, exc_info=True)
+            return
+
+
+def encolar_lote(pks: list[int], *, tamano: int = 100) -> None:
+    """Enqueue the delivery of many rows as one task per `tamano` rows (a burst of thousands
+    would otherwise cost a task each); a lost task is the sweeper's, as with `encolar`."""
+    from .tasks import entregar_notificaciones_task
+
+    for i in range(0, len(pks), tamano):
+        try:
+            entregar_notificaciones_task.apply_async(
+                (pks[i : i + tamano],),
+                retry=True,
+                retry_policy={"max_retries": 1, "interval_start": 0, "interval_step": 0.2},
+            )
+        except Exception:
+            logger.warning("Could not enqueue %s notifications; the sweeper will", len(pks) - i)
             return
 
 

@@ -1,10 +1,14 @@
 """Reads of the ticket domain shared by the API, the pages and the admin."""
 
+from datetime import datetime
+
 from django.contrib.postgres.search import SearchQuery
 from django.db import connection
-from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db.models import Case, CharField, Exists, F, OuterRef, Q, QuerySet, Value, When
+from django.db.models.functions import Coalesce
+from django.utils import timezone
 
-from .models import DetalleTicket, Ticket
+from .models import DetalleTicket, EstadoSLA, Ticket
 
 
 def ticket_buscar(*, texto: str, tickets: QuerySet[Ticket] | None = None) -> QuerySet[Ticket]:
@@ -49,3 +53,41 @@ def tickets_para_usuario(*, usuario) -> QuerySet[Ticket]:
     if usuario.departamento_id and (usuario.acceso_ticket or usuario.jefe):
         visible |= Q(departamento_id=usuario.departamento_id)
     return Ticket.objects.filter(visible)
+
+
+def tickets_sla(
+    *,
+    tickets: QuerySet[Ticket] | None = None,
+    estado: str | None = None,
+    ahora: datetime | None = None,
+) -> QuerySet[Ticket]:
+    """Tickets annotated with `estado_sla` (EstadoSLA), optionally only those in `estado`.
+
+    Breached: a target unmet past its due date, or met late. At risk: an unmet target past its
+    warning. Paused: waiting on the customer. Read at the moment the clock stopped for a
+    stopped ticket, so it does not drift while it waits; computed from the dates, so it does
+    not wait for the sweep. Dashboards: `tickets_sla(estado="en_riesgo")`, "incumplido"."""
+    tickets = Ticket.objects.all() if tickets is None else tickets
+    momento = Coalesce(F("sla_pausado_en"), Value(ahora or timezone.now()))
+    incumplido = Q()
+    en_riesgo = Q()
+    for cumplido, objetivo in (
+        ("primera_respuesta_en", "primera_respuesta"),
+        ("resuelto_en", "resolucion"),
+    ):
+        vence, aviso = f"vence_{objetivo}", f"aviso_{objetivo}"
+        incumplido |= Q(**{f"{cumplido}__isnull": True, f"{vence}__lte": momento})
+        incumplido |= Q(**{f"{cumplido}__gt": F(vence)})
+        en_riesgo |= Q(**{f"{cumplido}__isnull": True, f"{aviso}__lte": momento})
+    tickets = tickets.annotate(
+        estado_sla=Case(
+            When(incumplido, then=Value(EstadoSLA.INCUMPLIDO)),
+            When(estado=Ticket.Estado.EN_ESPERA, then=Value(EstadoSLA.PAUSADO)),
+            When(en_riesgo, then=Value(EstadoSLA.EN_RIESGO)),
+            default=Value(EstadoSLA.OK),
+            output_field=CharField(),
+        )
+    )
+    if estado:
+        tickets = tickets.filter(estado_sla=estado)
+    return tickets

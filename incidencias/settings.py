@@ -258,6 +258,16 @@ CONFIG_CACHE_SECONDS = env.float("CONFIG_CACHE_SECONDS", default=60.0)
 # Domain of the Message-IDs the portal generates (default: DEFAULT_FROM_EMAIL's domain).
 MESSAGE_ID_DOMAIN = env.str("MESSAGE_ID_DOMAIN", default="")
 
+# --- SLA clocks -----------------------------------------------------------------------------
+# A target's warning is raised at this percentage of its business minutes (a policy can set
+# its own); a breach raises the ticket's priority one step when SLA_SUBIR_PRIORIDAD is on.
+SLA_AVISO_PORCENTAJE = env.int("SLA_AVISO_PORCENTAJE", default=80)
+if not 1 <= SLA_AVISO_PORCENTAJE <= 99:
+    raise ImproperlyConfigured("SLA_AVISO_PORCENTAJE must be between 1 and 99")
+SLA_SUBIR_PRIORIDAD = env.bool("SLA_SUBIR_PRIORIDAD", default=False)
+# At most this many tickets per sweep (the next sweep takes the rest).
+SLA_BARRIDO_MAX = env.int("SLA_BARRIDO_MAX", default=5000)
+
 # --- Notifications (the outbox) -------------------------------------------------------------
 # A notification is tried this many times, waiting BACKOFF × 2^(n-1) seconds (at most
 # BACKOFF_MAX) after the n-th failure; then it is marked failed (admin can retry it).
@@ -438,4 +448,6 @@ CELERY_BEAT_SCHEDULE = {
         "task": "incidencias.barrer_notificaciones",
         **_every("SCHEDULE_BARRER_NOTIFICACIONES", 60),
     },
+    # Raises SLA warnings and breaches that are due (incidencias.sla.sla_barrer).
+    "barrer-sla": {"task": "incidencias.barrer_sla", **_every("SCHEDULE_BARRER_SLA", 60)},
 }

@@ -1,6 +1,6 @@
 from celery import shared_task
 
-from . import notificaciones
+from . import notificaciones, sla
 from .imap import sondear_buzones
 
 
@@ -28,8 +28,23 @@ def entregar_notificacion_task(pk: int) -> str:
     return notificaciones.notificacion_entregar(pk=pk)
 
 
+@shared_task(name="incidencias.entregar_notificaciones", ignore_result=True)
+def entregar_notificaciones_task(pks: list[int]) -> None:
+    """Deliver a batch of outbox rows one after the other (raised together by the SLA sweep)."""
+    for pk in pks:
+        notificaciones.notificacion_entregar(pk=pk)
+
+
 @shared_task(name="incidencias.barrer_notificaciones")
 def barrer_notificaciones_task() -> int:
     """Re-queue notifications whose task was lost; beat runs it every
     SCHEDULE_BARRER_NOTIFICACIONES seconds."""
     return notificaciones.notificaciones_barrer()
+
+
+@shared_task(name="incidencias.barrer_sla")
+def barrer_sla_task() -> dict:
+    """Raise SLA warnings and breaches that are due; beat runs it every SCHEDULE_BARRER_SLA
+    seconds."""
+    barrido = sla.sla_barrer()
+    return {"avisos": barrido.avisos, "incumplidos": barrido.incumplidos}
