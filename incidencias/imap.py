@@ -1,14 +1,15 @@
-"""Polling of IMAP mailboxes: mail on the server becomes tickets through `ingest_raw`.
+"""Polling of IMAP mailboxes: mail on the server becomes tickets through `ingest_lote`.
 
 Celery beat runs `sondear_buzones` every few seconds; each `CuentaCorreo` is polled when its own
 `intervalo_segundos` has passed since its last poll. `manage.py sondear_buzones` runs the same
 function in the foreground.
 
 Per folder the poller remembers UIDVALIDITY and the last UID imported (`EstadoCarpeta`), and
-never uses sequence numbers. Each message is committed by `ingest_raw` before anything happens
-to it on the server, and the last UID advances only after the post-import action (keep, mark
-read, move, delete) succeeded. A poll that dies between the two steps reads the message again
-next time; deduplication in the pipeline makes that harmless, and the action is applied then.
+never uses sequence numbers. Each batch is committed by `ingest_lote` before anything happens
+to its messages on the server, and the last UID advances only after the post-import action
+(keep, mark read, move, delete) succeeded. A poll that dies between the two steps reads the
+messages again next time; deduplication in the pipeline makes that harmless, and the action is
+applied then.
 """
 
 import contextlib
@@ -26,7 +27,7 @@ from django.utils import timezone
 from imapclient import DELETED, SEEN, IMAPClient, SocketTimeout
 from imapclient.exceptions import IMAPClientAbortError, IMAPClientError
 
-from .ingest import ingest_raw
+from .ingest import ingest_lote
 from .models import CuentaCorreo, EstadoCarpeta
 
 logger = logging.getLogger("incidencias.imap")
@@ -37,7 +38,7 @@ LOTE_BYTES = 50 * 1024 * 1024
 # Socket timeouts (seconds): establishing the connection, then every read and write.
 TIMEOUT = SocketTimeout(connect=20, read=120)
 # The lock on a mailbox outlives any poll step: it is renewed after every batch, and a batch
-# (25 messages, a FETCH bounded by the read timeout, one ingest and one STORE per message)
+# (25 messages, a FETCH bounded by the read timeout, one ingest per batch, one STORE per message)
 # takes well under this. A poller that dies leaves a lock that expires after this long.
 CANDADO_SEGUNDOS = 15 * 60
 # Beat does not tick on the exact second: a mailbox due within this much is polled now.
@@ -278,16 +279,14 @@ def _sondear_carpeta(cliente, cuenta, carpeta, accion, resumen, candado) -> None
     )
     for lote in _lotes(cliente, uids):
         respuesta = cliente.fetch(lote, ["BODY.PEEK[]"])
-        for uid in lote:
-            datos = respuesta.get(uid)
-            if datos is None:
-                continue  # expunged by another client since the SEARCH
-            raw = datos.get(b"BODY[]")
-            if raw is None:
-                raise IMAPClientError(f"UID {uid}: the server returned no body")
-            # Commits the entry (or a CorreoFallido); raises only for a database error, and
-            # then nothing below runs: the message stays untouched for the next poll.
-            resultado = ingest_raw(raw, cuenta=cuenta, carpeta=carpeta, uid=uid)
+        lote = [uid for uid in lote if uid in respuesta]  # others expunged since the SEARCH
+        raws = [respuesta[uid].get(b"BODY[]") for uid in lote]
+        if None in raws:
+            raise IMAPClientError(f"UID {lote[raws.index(None)]}: the server returned no body")
+        # Commits the batch's entries (or CorreoFallido rows); raises only for a database
+        # error, and then nothing below runs: the messages stay untouched for the next poll.
+        resultados = ingest_lote(raws, cuenta=cuenta, carpeta=carpeta, uids=lote)
+        for uid, resultado in zip(lote, resultados, strict=True):
             if resultado.fallido is not None:
                 resumen.fallidos += 1
             elif resultado.duplicado:
