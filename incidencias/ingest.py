@@ -14,8 +14,10 @@ import logging
 import os
 import re
 import tempfile
+import threading
 import traceback
 from collections.abc import Sequence
+from concurrent import futures
 from dataclasses import dataclass, field
 from datetime import timedelta
 from email.utils import parseaddr
@@ -171,9 +173,10 @@ def ingest_mensajes(
     """Store normalised messages in order, in one transaction, each exactly once per `fuente`
     and Message-ID; a reply threads onto a message earlier in the same batch.
 
-    Their files are written (and flushed to disk) before the transaction starts, so no lock is
-    held while they are written; the statements run per batch, not per message. Raises when
-    the batch cannot be stored: nothing of it is then committed."""
+    Their files are written (and flushed to disk) by another thread while the transaction
+    runs, and the transaction commits only once they are on disk; the statements run per
+    batch, not per message. Raises when the batch cannot be stored: nothing of it is then
+    committed."""
     if not mensajes:
         return []
     piezas = [_Pieza(mensaje.sanear()) for mensaje in mensajes]  # JSON skipped parse_raw
@@ -184,10 +187,14 @@ def ingest_mensajes(
             "clave_dedup", flat=True
         )
     )
-    _guardar_archivos([p for p in piezas if p.clave not in conocidas])
+    archivos = _Archivos()
+    _nombrar_archivos([p for p in piezas if p.clave not in conocidas], archivos)
+    escritura = archivos.escribir_aparte()
     try:
         with transaction.atomic():
-            return _ingest(piezas, fuente=fuente, cuenta=cuenta, canal=canal)
+            resultados = _ingest(piezas, fuente=fuente, cuenta=cuenta, canal=canal)
+            escritura.result()  # the files are on disk before the rows naming them commit
+            return resultados
     except IntegrityError:
         # A concurrent ingest of one of these messages won the race.
         if len(piezas) > 1:
@@ -199,6 +206,8 @@ def ingest_mensajes(
         if previo is None:
             raise
         return [previo]
+    finally:
+        futures.wait([escritura])  # never left running past a failed batch
 
 
 def _si_base_caida(exc: BaseException) -> None:
@@ -296,8 +305,10 @@ def _ingest(piezas: list[_Pieza], *, fuente, cuenta, canal) -> list[Resultado]:
             if ticket.pk is not None:
                 cambios.setdefault(ticket.pk, set()).update(campos)
 
-        if not pieza.escrita:  # a duplicate when the files were written, no longer
-            _guardar_archivos([pieza])
+        if not pieza.escrita:  # a duplicate when the files were named, no longer
+            faltantes = _Archivos()
+            _nombrar_archivos([pieza], faltantes)
+            faltantes.escribir()
         detalle, adjuntos = _guardar_detalle(ticket, mensaje, fuente=fuente, pieza=pieza)
         detalles.append((detalle, adjuntos))
         if mensaje.message_id:
@@ -663,83 +674,94 @@ def _direccion(nombre: str, email: str) -> str:
     return email or nombre
 
 
-def _guardar_archivos(piezas: list[_Pieza]) -> None:
-    """Store the raw message and the attachments of each message (see `_Archivos`)."""
-    archivos = _Archivos()
+def _nombrar_archivos(piezas: list[_Pieza], archivos: "_Archivos") -> None:
+    """Name the raw message and the attachments of each message, to be written by `archivos`."""
     for pieza in piezas:
         mensaje = pieza.mensaje
         if mensaje.automatico == "bucle":
             continue  # kept as failed mail, not as an entry
         if mensaje.crudo is not None:
-            pieza.crudo = archivos.guardar(DetalleTicket.crudo.field, mensaje.crudo, ".eml")
+            pieza.crudo = archivos.nombrar(DetalleTicket.crudo.field, mensaje.crudo, ".eml")
         pieza.archivos = []
         for adjunto in mensaje.adjuntos:
             sha = hashlib.sha256(adjunto.contenido).hexdigest()
-            nombre = archivos.guardar(Adjunto.archivo.field, adjunto.contenido, "", sha)
+            nombre = archivos.nombrar(Adjunto.archivo.field, adjunto.contenido, "", sha)
             pieza.archivos.append((sha, nombre))
-    archivos.terminar()
-    for pieza in piezas:
         pieza.escrita = True
 
 
 def _guardar_archivo(field, contenido: bytes, sufijo: str, sha: str | None = None) -> str:
     archivos = _Archivos()
-    nombre = archivos.guardar(field, contenido, sufijo, sha)
-    archivos.terminar()
+    nombre = archivos.nombrar(field, contenido, sufijo, sha)
+    archivos.escribir()
     return nombre
+
+
+_escritor: futures.ThreadPoolExecutor | None = None
+_escritor_lock = threading.Lock()
 
 
 class _Archivos:
     """Content stored once by its SHA-256, durably before the rows that name it commit.
 
-    On the local file system each file is written whole under a temporary name, flushed to
-    disk and renamed into place: a crash never leaves a truncated file under the final name,
-    and an existing file of another size (an older partial write) is replaced. `terminar`
-    flushes each directory that received a file once, so the renames are on disk too.
+    Names are given at once (`nombrar`); `escribir` writes what is missing. On the local file
+    system each file is written whole under a temporary name, flushed to disk and renamed into
+    place: a crash never leaves a truncated file under the final name, and an existing file of
+    another size (an older partial write) is replaced. Then each folder that received a file
+    is flushed once, so the renames are on disk too.
     """
 
     def __init__(self):
-        self.carpetas: set[Path] = set()
+        self.pendientes: list[tuple[object, str, bytes]] = []
 
-    def guardar(self, field, contenido: bytes, sufijo: str, sha: str | None = None) -> str:
+    def nombrar(self, field, contenido: bytes, sufijo: str, sha: str | None = None) -> str:
         sha = sha or hashlib.sha256(contenido).hexdigest()
         nombre = f"{'correos' if sufijo == '.eml' else 'adjuntos'}/{sha[:2]}/{sha}{sufijo}"
-        storage = field.storage
-        try:
-            destino = Path(storage.path(nombre))
-        except NotImplementedError:  # remote storage: its own save is atomic per object
-            if not storage.exists(nombre):
-                storage.save(nombre, ContentFile(contenido))
-            return nombre
-        try:
-            if destino.stat().st_size == len(contenido):
-                return nombre
-        except FileNotFoundError:
-            if not destino.parent.is_dir():
-                destino.parent.mkdir(parents=True, exist_ok=True)
-                self.carpetas.add(destino.parent.parent)  # the new folder's entry
-        fd, temporal = tempfile.mkstemp(dir=destino.parent, prefix=".tmp-")
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(contenido)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.chmod(temporal, 0o644)
-            os.replace(temporal, destino)
-        except BaseException:
-            Path(temporal).unlink(missing_ok=True)
-            raise
-        self.carpetas.add(destino.parent)
+        self.pendientes.append((field.storage, nombre, contenido))
         return nombre
 
-    def terminar(self) -> None:
-        for carpeta in sorted(self.carpetas):
+    def escribir_aparte(self) -> futures.Future:
+        """`escribir` in the writer thread (file I/O lets go of the GIL)."""
+        global _escritor
+        with _escritor_lock:
+            if _escritor is None:
+                _escritor = futures.ThreadPoolExecutor(1, thread_name_prefix="ingest-archivos")
+        return _escritor.submit(self.escribir)
+
+    def escribir(self) -> None:
+        carpetas = set()
+        for storage, nombre, contenido in self.pendientes:
+            try:
+                destino = Path(storage.path(nombre))
+            except NotImplementedError:  # remote storage: its own save is atomic per object
+                if not storage.exists(nombre):
+                    storage.save(nombre, ContentFile(contenido))
+                continue
+            try:
+                if destino.stat().st_size == len(contenido):
+                    continue
+            except FileNotFoundError:
+                if not destino.parent.is_dir():
+                    destino.parent.mkdir(parents=True, exist_ok=True)
+                    carpetas.add(destino.parent.parent)  # the new folder's entry
+            fd, temporal = tempfile.mkstemp(dir=destino.parent, prefix=".tmp-")
+            try:
+                with os.fdopen(fd, "wb") as handle:
+                    handle.write(contenido)
+                    handle.flush()
+                    os.fsync(handle.fileno())
+                os.chmod(temporal, 0o644)
+                os.replace(temporal, destino)
+            except BaseException:
+                Path(temporal).unlink(missing_ok=True)
+                raise
+            carpetas.add(destino.parent)
+        for carpeta in sorted(carpetas):
             fd = os.open(carpeta, os.O_RDONLY)
             try:
                 os.fsync(fd)
             finally:
                 os.close(fd)
-        self.carpetas.clear()
 
 
 def _base_disponible() -> bool:
