@@ -701,6 +701,15 @@ _escritor: futures.ThreadPoolExecutor | None = None
 _escritor_lock = threading.Lock()
 
 
+def _sin_escritor() -> None:
+    """A forked child (a Celery or gunicorn worker) has no writer thread: it makes its own."""
+    global _escritor, _escritor_lock
+    _escritor, _escritor_lock = None, threading.Lock()
+
+
+os.register_at_fork(after_in_child=_sin_escritor)
+
+
 class _Archivos:
     """Content stored once by its SHA-256, durably before the rows that name it commit.
 

@@ -1821,3 +1821,25 @@ def test_concurrent_batches_into_the_same_tickets_neither_wait_on_each_other_nor
     assert not CorreoFallido.objects.exists()
     assert DetalleTicket.objects.count() == 4 + 5 * 2 * 5
     assert Ticket.objects.count() == 4 + 5 * 2
+
+
+def test_a_forked_worker_writes_files_with_a_writer_thread_of_its_own(settings):
+    """Celery and gunicorn fork workers: a writer thread started before the fork is not
+    there in the child, which must start its own rather than wait for it forever."""
+    import os
+
+    escritos = ingest_module._Archivos()
+    nombre = escritos.nombrar(DetalleTicket.crudo.field, b"antes del fork", ".eml")
+    escritos.escribir_aparte().result(timeout=10)
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child reports through its exit status
+        try:
+            hijo = ingest_module._Archivos()
+            hijo.nombrar(DetalleTicket.crudo.field, b"en el hijo", ".eml")
+            hijo.escribir_aparte().result(timeout=10)
+        finally:
+            os._exit(0 if len(archivos(settings, "correos")) == 2 else 1)
+    _, estado = os.waitpid(pid, 0)
+
+    assert os.waitstatus_to_exitcode(estado) == 0
+    assert (Path(settings.MEDIA_ROOT) / nombre).read_bytes() == b"antes del fork"
