@@ -2,11 +2,12 @@
 
 The IMAP poller calls `ingest_lote` with the batch of bytes it fetched (`ingest_raw` is a
 batch of one); `POST /api/correo/save` builds a `MensajeEntrante` from its JSON and calls
-`ingest`. All of them end in `ingest_mensajes`: the messages are parsed and their files written
-first, then one transaction per batch deduplicates, recognises machine mail, threads (onto
+`ingest`. All of them end in `ingest_mensajes`: the messages are parsed first, outside any
+transaction; then one transaction per batch deduplicates, recognises machine mail, threads (onto
 earlier messages of the same batch too), stores the entries with their attachments, and for
-new tickets picks the department and the agent and sets the SLA due dates. Its statements run
-once per batch, whatever its size.
+new tickets picks the department and the agent and sets the SLA due dates, while a writer
+thread puts the files on disk (the commit waits for them). Its statements run once per batch,
+whatever its size.
 """
 
 import hashlib
@@ -124,7 +125,12 @@ def ingest_lote(
         if len(lote) == 1:
             errores[lote[0]] = exc
         else:
-            logger.warning("A batch of %s mails from %s failed; one by one", len(lote), fuente)
+            logger.warning(
+                "A batch of %s mails from %s failed (%s); storing them one by one",
+                len(lote),
+                fuente,
+                "".join(traceback.format_exception_only(exc)).strip()[:500],
+            )
         hechos = [None] * len(lote)
     for i, resultado in zip(lote, hechos, strict=True):
         if resultado is None and i not in errores:
