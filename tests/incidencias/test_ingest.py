@@ -1843,3 +1843,43 @@ def test_a_forked_worker_writes_files_with_a_writer_thread_of_its_own(settings):
 
     assert os.waitstatus_to_exitcode(estado) == 0
     assert (Path(settings.MEDIA_ROOT) / nombre).read_bytes() == b"antes del fork"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_same_batch_ingested_twice_at_once_is_stored_once(postgres, soporte):
+    """Two pollers of one mailbox (its lock lost, say) race on the same mail, in opposite
+    orders: the unique index decides, and the loser answers with the winner's entries."""
+    import threading
+
+    from django.db import connections
+
+    cuenta = CuentaCorreo.objects.create(host="imap.example.com", user="s@example.com")
+    raws = [correo(f"Caso {i}") for i in range(6)]
+    respuestas, errores = {}, []
+
+    def poller(nombre, orden):
+        try:
+            respuestas[nombre] = dict(
+                zip(orden, ingest_lote([raws[i] for i in orden], cuenta=cuenta), strict=True)
+            )
+        except Exception as exc:
+            errores.append(exc)
+        finally:
+            connections.close_all()
+
+    hilos = [
+        threading.Thread(target=poller, args=("a", [0, 1, 2, 3, 4, 5])),
+        threading.Thread(target=poller, args=("b", [5, 4, 3, 2, 1, 0])),
+    ]
+    for hilo in hilos:
+        hilo.start()
+    for hilo in hilos:
+        hilo.join(timeout=60)
+
+    assert errores == []
+    assert DetalleTicket.objects.count() == Ticket.objects.count() == 6
+    assert not CorreoFallido.objects.exists()
+    for i in range(6):
+        a, b = respuestas["a"][i], respuestas["b"][i]
+        assert a.detalle.pk == b.detalle.pk and a.ticket.pk == b.ticket.pk
+        assert sorted([a.duplicado, b.duplicado]) == [False, True]  # one stored it
