@@ -186,20 +186,14 @@ def ingest_mensajes(
     if not mensajes:
         return []
     piezas = [_Pieza(mensaje.sanear()) for mensaje in mensajes]  # JSON skipped parse_raw
-    claves = {p.clave for p in piezas}
-    # Known duplicates write no file (the transaction checks again, authoritatively).
-    conocidas = set(
-        DetalleTicket.objects.filter(fuente=fuente, clave_dedup__in=claves).values_list(
-            "clave_dedup", flat=True
-        )
-    )
-    archivos = _Archivos()
-    _nombrar_archivos([p for p in piezas if p.clave not in conocidas], archivos)
-    escritura = archivos.escribir_aparte()
+    escritura: list[futures.Future] = []  # the files being written, once `_ingest` starts it
     try:
         with transaction.atomic():
-            resultados = _ingest(piezas, fuente=fuente, cuenta=cuenta, canal=canal)
-            escritura.result()  # the files are on disk before the rows naming them commit
+            resultados = _ingest(
+                piezas, fuente=fuente, cuenta=cuenta, canal=canal, escritura=escritura
+            )
+            for pendiente in escritura:
+                pendiente.result()  # the files are on disk before the rows naming them commit
             return resultados
     except IntegrityError:
         # A concurrent ingest of one of these messages won the race.
@@ -208,12 +202,12 @@ def ingest_mensajes(
                 ingest_mensajes([p.mensaje], fuente=fuente, cuenta=cuenta, canal=canal)[0]
                 for p in piezas
             ]
-        previo = _duplicados(fuente, claves).get(piezas[0].clave)
+        previo = _duplicados(fuente, {piezas[0].clave}).get(piezas[0].clave)
         if previo is None:
             raise
         return [previo]
     finally:
-        futures.wait([escritura])  # never left running past a failed batch
+        futures.wait(escritura)  # never left running past a failed batch
 
 
 def _si_base_caida(exc: BaseException) -> None:
@@ -231,9 +225,8 @@ class _Pieza:
     def __init__(self, mensaje: MensajeEntrante):
         self.mensaje = mensaje
         self.clave = mensaje.clave_dedup()
-        self.crudo = ""  # storage name of the raw message, once written
+        self.crudo = ""  # storage name of the raw message, once named
         self.archivos: list[tuple[str, str]] = []  # (sha256, storage name) per attachment
-        self.escrita = False
 
 
 @dataclass
@@ -253,9 +246,16 @@ class _Hilos:
     seguimientos: dict[int, Ticket] = field(default_factory=dict)
 
 
-def _ingest(piezas: list[_Pieza], *, fuente, cuenta, canal) -> list[Resultado]:
+def _ingest(piezas: list[_Pieza], *, fuente, cuenta, canal, escritura) -> list[Resultado]:
     ahora = timezone.now()
     previos = _duplicados(fuente, {p.clave for p in piezas})
+    # The files of what will be stored (the first of each key) are written meanwhile.
+    archivos, claves = _Archivos(), set(previos)
+    for pieza in piezas:
+        if pieza.clave not in claves and pieza.mensaje.automatico != "bucle":
+            claves.add(pieza.clave)
+            _nombrar_archivos(pieza, archivos)
+    escritura.append(archivos.escribir_aparte())
     hilos = _leer_hilos([p.mensaje for p in piezas if p.clave not in previos])
     vistos: dict[str, Resultado] = {}
     resultados: list[Resultado] = []
@@ -311,10 +311,6 @@ def _ingest(piezas: list[_Pieza], *, fuente, cuenta, canal) -> list[Resultado]:
             if ticket.pk is not None:
                 cambios.setdefault(ticket.pk, set()).update(campos)
 
-        if not pieza.escrita:  # a duplicate when the files were named, no longer
-            faltantes = _Archivos()
-            _nombrar_archivos([pieza], faltantes)
-            faltantes.escribir()
         detalle, adjuntos = _guardar_detalle(ticket, mensaje, fuente=fuente, pieza=pieza)
         detalles.append((detalle, adjuntos))
         if mensaje.message_id:
@@ -680,20 +676,16 @@ def _direccion(nombre: str, email: str) -> str:
     return email or nombre
 
 
-def _nombrar_archivos(piezas: list[_Pieza], archivos: "_Archivos") -> None:
-    """Name the raw message and the attachments of each message, to be written by `archivos`."""
-    for pieza in piezas:
-        mensaje = pieza.mensaje
-        if mensaje.automatico == "bucle":
-            continue  # kept as failed mail, not as an entry
-        if mensaje.crudo is not None:
-            pieza.crudo = archivos.nombrar(DetalleTicket.crudo.field, mensaje.crudo, ".eml")
-        pieza.archivos = []
-        for adjunto in mensaje.adjuntos:
-            sha = hashlib.sha256(adjunto.contenido).hexdigest()
-            nombre = archivos.nombrar(Adjunto.archivo.field, adjunto.contenido, "", sha)
-            pieza.archivos.append((sha, nombre))
-        pieza.escrita = True
+def _nombrar_archivos(pieza: _Pieza, archivos: "_Archivos") -> None:
+    """Name the raw message and the attachments of a message, to be written by `archivos`."""
+    mensaje = pieza.mensaje
+    if mensaje.crudo is not None:
+        pieza.crudo = archivos.nombrar(DetalleTicket.crudo.field, mensaje.crudo, ".eml")
+    pieza.archivos = []
+    for adjunto in mensaje.adjuntos:
+        sha = hashlib.sha256(adjunto.contenido).hexdigest()
+        nombre = archivos.nombrar(Adjunto.archivo.field, adjunto.contenido, "", sha)
+        pieza.archivos.append((sha, nombre))
 
 
 def _guardar_archivo(field, contenido: bytes, sufijo: str, sha: str | None = None) -> str:
