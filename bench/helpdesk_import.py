@@ -25,6 +25,7 @@ replies (a reply is threaded when its FollowUp is on the ticket of the mail it a
 import argparse
 import json
 import os
+import re
 import resource
 import sys
 import time
@@ -42,21 +43,38 @@ HELPDESK_DEFAULT_EXTENSIONS = [
 ]  # fmt: skip
 
 
-def postgres_cpu() -> float:
-    """CPU seconds used so far by every process named postgres (the server is local)."""
-    ticks = 0
+def postgres_ticks(database: str) -> dict[int, int]:
+    """CPU ticks so far of each PostgreSQL process working for `database`: its client
+    connections and the server's own processes (WAL writer, checkpointer, autovacuum), not the
+    connections to other databases (someone else's tests on the same server)."""
+    ticks = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
             stat = (entry / "stat").read_text()
+            title = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
         except OSError:
             continue
         head, _, tail = stat.rpartition(")")
-        if head.partition("(")[2] == "postgres":
-            fields = tail.split()
-            ticks += int(fields[11]) + int(fields[12])
-    return ticks / CLOCK_TICKS
+        if head.partition("(")[2] != "postgres":
+            continue
+        if _CLIENT.search(title) and f" {database} " not in title:
+            continue
+        fields = tail.split()
+        ticks[int(entry.name)] = int(fields[11]) + int(fields[12])
+    return ticks
+
+
+def postgres_cpu_since(before: dict[int, int], database: str) -> float:
+    """CPU seconds those processes used since `before` (per process: one that ended is left
+    out rather than subtracted)."""
+    after = postgres_ticks(database)
+    return sum(t - before.get(pid, 0) for pid, t in after.items()) / CLOCK_TICKS
+
+
+# A client connection's process title: "postgres: 15/main: user database host(port) state".
+_CLIENT = re.compile(r"\(\d+\) |\[local\] ")
 
 
 def own_cpu() -> float:
@@ -180,11 +198,13 @@ def main() -> int:
         os.listdir = lambda path=".": sorted(listdir(path))
 
     files = len(os.listdir(args.maildir))
-    cpu, db_cpu, busy = own_cpu(), postgres_cpu(), machine_busy()
+    database = urlsplit(args.database_url).path.lstrip("/")
+    cpu, db_ticks, busy = own_cpu(), postgres_ticks(database), machine_busy()
     started = time.perf_counter()
     process_email(quiet=True)
     seconds = time.perf_counter() - started
-    cpu, db_cpu, busy = own_cpu() - cpu, postgres_cpu() - db_cpu, machine_busy() - busy
+    cpu, db_cpu = own_cpu() - cpu, postgres_cpu_since(db_ticks, database)
+    busy = machine_busy() - busy
 
     manifest = json.loads(args.manifest.read_text())["mails"]
     ticket_of = dict(

@@ -1,14 +1,15 @@
-"""Polling of IMAP mailboxes: mail on the server becomes tickets through `ingest_raw`.
+"""Polling of IMAP mailboxes: mail on the server becomes tickets through `ingest_lote`.
 
 Celery beat runs `sondear_buzones` every few seconds; each `CuentaCorreo` is polled when its own
 `intervalo_segundos` has passed since its last poll. `manage.py sondear_buzones` runs the same
 function in the foreground.
 
 Per folder the poller remembers UIDVALIDITY and the last UID imported (`EstadoCarpeta`), and
-never uses sequence numbers. Each message is committed by `ingest_raw` before anything happens
-to it on the server, and the last UID advances only after the post-import action (keep, mark
-read, move, delete) succeeded. A poll that dies between the two steps reads the message again
-next time; deduplication in the pipeline makes that harmless, and the action is applied then.
+never uses sequence numbers. Each batch is committed by `ingest_lote` before anything happens
+to its messages on the server, and the last UID advances only after the post-import action
+(keep, mark read, move, delete) succeeded. A poll that dies between the two steps reads the
+messages again next time; deduplication in the pipeline makes that harmless, and the action is
+applied then.
 
 A message over IMAP_MAX_BYTES (by the server's RFC822.SIZE) is never fetched whole: its first
 bytes are (a partial FETCH), and go through the pipeline like any other message, kept as its
@@ -31,7 +32,7 @@ from django.utils import timezone
 from imapclient import DELETED, SEEN, IMAPClient, SocketTimeout
 from imapclient.exceptions import IMAPClientAbortError, IMAPClientError
 
-from .ingest import ingest_raw
+from .ingest import ingest_lote
 from .models import CuentaCorreo, EstadoCarpeta
 
 logger = logging.getLogger("incidencias.imap")
@@ -42,7 +43,7 @@ LOTE_BYTES = 50 * 1024 * 1024
 # Socket timeouts (seconds): establishing the connection, then every read and write.
 TIMEOUT = SocketTimeout(connect=20, read=120)
 # The lock on a mailbox outlives any poll step: it is renewed after every batch, and a batch
-# (25 messages, a FETCH bounded by the read timeout, one ingest and one STORE per message)
+# (25 messages, a FETCH bounded by the read timeout, one ingest per batch, one STORE per message)
 # takes well under this. A poller that dies leaves a lock that expires after this long.
 CANDADO_SEGUNDOS = 15 * 60
 # Beat does not tick on the exact second: a mailbox due within this much is polled now.
@@ -286,6 +287,7 @@ def _sondear_carpeta(cliente, cuenta, carpeta, accion, resumen, candado) -> None
     for lote in _lotes(uids, tamanos, maximo):
         enteros = [uid for uid in lote if tamanos[uid] <= maximo]
         respuesta = cliente.fetch(enteros, ["BODY.PEEK[]"]) if enteros else {}
+        leidos, raws, completos = [], [], []
         for uid in lote:
             tamano_completo = None
             if tamanos[uid] > maximo:
@@ -300,11 +302,15 @@ def _sondear_carpeta(cliente, cuenta, carpeta, accion, resumen, candado) -> None
                 raw = datos.get(b"BODY[]")
                 if raw is None:
                     raise IMAPClientError(f"UID {uid}: the server returned no body")
-            # Commits the entry (or a CorreoFallido); raises only for a database error, and
-            # then nothing below runs: the message stays untouched for the next poll.
-            resultado = ingest_raw(
-                raw, cuenta=cuenta, carpeta=carpeta, uid=uid, tamano_completo=tamano_completo
-            )
+            leidos.append(uid)
+            raws.append(raw)
+            completos.append(tamano_completo)
+        # Commits the batch's entries (or CorreoFallido rows); raises only for a database
+        # error, and then nothing below runs: the messages stay untouched for the next poll.
+        resultados = ingest_lote(
+            raws, cuenta=cuenta, carpeta=carpeta, uids=leidos, tamanos=completos
+        )
+        for uid, resultado in zip(leidos, resultados, strict=True):
             if resultado.fallido is not None:
                 resumen.fallidos += 1
             elif resultado.duplicado:

@@ -1,9 +1,13 @@
 """The mail pipeline: the only way mail becomes tickets.
 
-The IMAP poller calls `ingest_raw` with the bytes it fetched; `POST /api/correo/save` builds a
-`MensajeEntrante` from its JSON and calls `ingest`. In one transaction the pipeline
-deduplicates, recognises machine mail, threads, stores the entry with its attachments, and for
-a new ticket picks the department and the agent and sets the SLA due dates.
+The IMAP poller calls `ingest_lote` with the batch of bytes it fetched (`ingest_raw` is a
+batch of one); `POST /api/correo/save` builds a `MensajeEntrante` from its JSON and calls
+`ingest`. All of them end in `ingest_mensajes`: the messages are parsed first, outside any
+transaction; then one transaction per batch deduplicates, recognises machine mail, threads (onto
+earlier messages of the same batch too), stores the entries with their attachments, and for
+new tickets picks the department and the agent and sets the SLA due dates, while a writer
+thread puts the files on disk (the commit waits for them). Its statements run once per batch,
+whatever its size.
 """
 
 import hashlib
@@ -11,8 +15,11 @@ import logging
 import os
 import re
 import tempfile
+import threading
 import traceback
-from dataclasses import dataclass
+from collections.abc import Sequence
+from concurrent import futures
+from dataclasses import dataclass, field
 from datetime import timedelta
 from email.utils import parseaddr
 from pathlib import Path
@@ -20,12 +27,12 @@ from pathlib import Path
 from django.conf import settings
 from django.core.files.base import ContentFile
 from django.db import IntegrityError, InterfaceError, OperationalError, connection, transaction
-from django.db.models import Count, Q
+from django.db.models import Count, Min, Q
 from django.utils import timezone
 
 from sso.models import Departamento, Usuario
 
-from . import configuracion, notificaciones
+from . import configuracion, notificaciones, sla
 from .mensajes import MensajeEntrante, parse_raw
 from .models import (
     Adjunto,
@@ -37,7 +44,6 @@ from .models import (
     ReglaDepartamento,
     Ticket,
 )
-from .sla import sla_vencimientos
 
 logger = logging.getLogger("incidencias.ingest")
 
@@ -79,37 +85,92 @@ def ingest_raw(
     uid: int | None = None,
     tamano_completo: int | None = None,
 ) -> Resultado:
-    """Ingest one RFC 5322 message. Anything that goes wrong is recorded in CorreoFallido with
-    the raw bytes; this raises only if even that record cannot be written, so a caller that
-    marks mail on a server after this returns never loses a message. `tamano_completo` says
-    `raw` is only the start of a message that big (see `parse_raw`)."""
+    """Ingest one RFC 5322 message: a batch of one (see `ingest_lote`). `tamano_completo`
+    says `raw` is only the start of a message that big."""
+    return ingest_lote(
+        [raw],
+        cuenta=cuenta,
+        fuente=fuente,
+        carpeta=carpeta,
+        uids=[uid],
+        tamanos=[tamano_completo],
+    )[0]
+
+
+def ingest_lote(
+    raws: Sequence[bytes],
+    *,
+    cuenta: CuentaCorreo | None = None,
+    fuente: str | None = None,
+    carpeta: str = "",
+    uids: Sequence[int | None] | None = None,
+    tamanos: Sequence[int | None] | None = None,
+) -> list[Resultado]:
+    """Ingest RFC 5322 messages in order, one result each, and commit them together.
+
+    Every message is parsed first, outside any transaction; then one transaction stores the
+    batch (`ingest_mensajes`). If that fails, the batch is rolled back and each message is
+    stored in a transaction of its own, so one bad message never loses or blocks the others.
+    Anything that goes wrong with a message is recorded in CorreoFallido with its raw bytes.
+    This raises only for a database error while the database is unreachable (nothing of
+    the batch is then left half-done: each message is committed whole or not at all), so a
+    caller that marks mail on a server after this returns never loses a message.
+
+    `tamanos` gives, per message, the size of the whole message when `raw` is only its start
+    (a mailbox message over IMAP_MAX_BYTES; see `parse_raw`)."""
     fuente = fuente or (cuenta.fuente if cuenta else "raw")
+    uids = list(uids) if uids is not None else [None] * len(raws)
+    tamanos = list(tamanos) if tamanos is not None else [None] * len(raws)
+    resultados: list[Resultado | None] = [None] * len(raws)
+    errores: dict[int, BaseException] = {}
+    mensajes: dict[int, MensajeEntrante] = {}
+    limite, dominio = settings.INGEST_MAX_BYTES, dominio_propio()
+    for i, raw in enumerate(raws):
+        try:
+            mensajes[i] = parse_raw(
+                raw, max_bytes=limite, own_domain=dominio, tamano_completo=tamanos[i]
+            )
+        except Exception as exc:
+            errores[i] = exc
+    lote = list(mensajes)
     try:
-        mensaje = parse_raw(
-            raw,
-            max_bytes=settings.INGEST_MAX_BYTES,
-            own_domain=dominio_propio(),
-            tamano_completo=tamano_completo,
-        )
-        return ingest(mensaje, fuente=fuente, cuenta=cuenta)
-    except (OperationalError, InterfaceError) as exc:
-        if not _base_disponible():
-            raise  # the database, not the mail: the caller retries later
-        error = exc  # the database refused this mail (say, a value too big for an index)
+        hechos = ingest_mensajes(list(mensajes.values()), fuente=fuente, cuenta=cuenta)
     except Exception as exc:
-        error = exc
-    logger.error("Mail from %s could not be ingested; kept as failed mail", fuente, exc_info=error)
-    return Resultado(
-        fallido=correo_fallido_registrar(
-            raw=raw,
-            motivo=CorreoFallido.Motivo.ERROR,
-            error="".join(traceback.format_exception_only(error)).strip()[:4000],
-            fuente=fuente,
-            cuenta=cuenta,
-            carpeta=carpeta,
-            uid=uid,
+        _si_base_caida(exc)
+        if len(lote) == 1:
+            errores[lote[0]] = exc
+        else:
+            logger.warning(
+                "A batch of %s mails from %s failed (%s); storing them one by one",
+                len(lote),
+                fuente,
+                "".join(traceback.format_exception_only(exc)).strip()[:500],
+            )
+        hechos = [None] * len(lote)
+    for i, resultado in zip(lote, hechos, strict=True):
+        if resultado is None and i not in errores:
+            try:
+                resultado = ingest_mensajes([mensajes[i]], fuente=fuente, cuenta=cuenta)[0]
+            except Exception as exc:
+                _si_base_caida(exc)
+                errores[i] = exc  # the database refused this mail, or a bug
+        resultados[i] = resultado
+    for i, error in sorted(errores.items()):
+        logger.error(
+            "Mail from %s could not be ingested; kept as failed mail", fuente, exc_info=error
         )
-    )
+        resultados[i] = Resultado(
+            fallido=correo_fallido_registrar(
+                raw=raws[i],
+                motivo=CorreoFallido.Motivo.ERROR,
+                error="".join(traceback.format_exception_only(error)).strip()[:4000],
+                fuente=fuente,
+                cuenta=cuenta,
+                carpeta=carpeta,
+                uid=uids[i],
+            )
+        )
+    return resultados
 
 
 def ingest(
@@ -120,121 +181,298 @@ def ingest(
     canal: str = Ticket.Canal.CORREO,
 ) -> Resultado:
     """Store one normalised message, exactly once per `fuente` and Message-ID."""
-    mensaje.sanear()  # messages built from JSON have not been through parse_raw
-    clave = mensaje.clave_dedup()
+    return ingest_mensajes([mensaje], fuente=fuente, cuenta=cuenta, canal=canal)[0]
+
+
+def ingest_mensajes(
+    mensajes: Sequence[MensajeEntrante],
+    *,
+    fuente: str,
+    cuenta: CuentaCorreo | None = None,
+    canal: str = Ticket.Canal.CORREO,
+) -> list[Resultado]:
+    """Store normalised messages in order, in one transaction, each exactly once per `fuente`
+    and Message-ID; a reply threads onto a message earlier in the same batch.
+
+    Their files are written (and flushed to disk) by another thread while the transaction
+    runs, and the transaction commits only once they are on disk; the statements run per
+    batch, not per message. Raises when the batch cannot be stored: nothing of it is then
+    committed."""
+    if not mensajes:
+        return []
+    piezas = [_Pieza(mensaje.sanear()) for mensaje in mensajes]  # JSON skipped parse_raw
+    escritura: list[futures.Future] = []  # the files being written, once `_ingest` starts it
     try:
         with transaction.atomic():
-            resultado = _ingest(mensaje, fuente=fuente, clave=clave, cuenta=cuenta, canal=canal)
-            notificaciones.notificar_ingreso(resultado)
-            return resultado
+            resultados = _ingest(
+                piezas, fuente=fuente, cuenta=cuenta, canal=canal, escritura=escritura
+            )
+            notificaciones.notificar_ingresos(resultados)
+            for pendiente in escritura:
+                pendiente.result()  # the files are on disk before the rows naming them commit
+            return resultados
     except IntegrityError:
-        # A concurrent ingest of the same message won the race: answer with its result.
-        previo = _duplicado(fuente, clave)
+        # A concurrent ingest of one of these messages won the race.
+        if len(piezas) > 1:
+            return [
+                ingest_mensajes([p.mensaje], fuente=fuente, cuenta=cuenta, canal=canal)[0]
+                for p in piezas
+            ]
+        previo = _duplicados(fuente, {piezas[0].clave}).get(piezas[0].clave)
         if previo is None:
             raise
-        return previo
+        return [previo]
+    finally:
+        futures.wait(escritura)  # never left running past a failed batch
+
+
+def _si_base_caida(exc: BaseException) -> None:
+    """Re-raise a database error when the database is gone: the caller retries later."""
+    if isinstance(exc, OperationalError | InterfaceError) and not _base_disponible():
+        raise exc
 
 
 # --- The pipeline ---------------------------------------------------------------------------
 
 
-def _ingest(mensaje, *, fuente, clave, cuenta, canal) -> Resultado:
-    previo = _duplicado(fuente, clave)
-    if previo is not None:
-        return previo
-    if mensaje.automatico == "bucle":
-        logger.info("Dropped our own notification %s from %s (mail loop)", clave, fuente)
-        return Resultado(
-            fallido=_fallido_de(mensaje, CorreoFallido.Motivo.BUCLE, fuente=fuente, cuenta=cuenta)
-        )
+class _Pieza:
+    """One message of a batch: normalised, with its deduplication key and its files."""
 
-    ticket = _hilo(mensaje)
-    creado = False
-    if (
-        ticket is not None
-        and ticket.estado == Ticket.Estado.CERRADO
-        and not mensaje.automatico  # machine mail stays on the ticket it refers to
-        and not _reabrible(ticket)
-    ):
-        anterior, ticket = ticket, None
-    else:
-        anterior = None
-    if anterior is not None:
-        # Later replies to the same closed ticket join the one the first of them opened.
-        ticket = (
-            Ticket.objects.select_for_update()
-            .filter(relacionado=anterior)
-            .exclude(estado=Ticket.Estado.CERRADO)
-            .order_by("id")
-            .first()
-        )
-        if ticket is not None:
-            anterior = None
-
-    if ticket is None:
-        # Machine mail that refers to no ticket opens one too (alerts, bounces of mail sent
-        # outside the portal); being machine mail, it triggers no acknowledgement.
-        ticket = _ticket_nuevo(mensaje, cuenta=cuenta, canal=canal, relacionado=anterior)
-        creado = True
-    else:
-        _actualizar_ticket(ticket, mensaje)
-
-    detalle = _guardar_detalle(ticket, mensaje, fuente=fuente, clave=clave)
-    return Resultado(ticket=ticket, detalle=detalle, creado=creado)
+    def __init__(self, mensaje: MensajeEntrante):
+        self.mensaje = mensaje
+        self.clave = mensaje.clave_dedup()
+        self.crudo = ""  # storage name of the raw message, once named
+        self.archivos: list[tuple[str, str]] = []  # (sha256, storage name) per attachment
 
 
-def _duplicado(fuente: str, clave: str) -> Resultado | None:
-    # A probe on the unique index first: almost every message is new.
-    pk = DetalleTicket.objects.filter(fuente=fuente, clave_dedup=clave).values_list("pk").first()
-    if pk is None:
-        return None
-    detalle = DetalleTicket.objects.select_related("ticket").get(pk=pk[0])
-    primero = detalle.ticket.detalles.order_by("id").values_list("id", flat=True).first()
-    return Resultado(
-        ticket=detalle.ticket, detalle=detalle, creado=primero == detalle.pk, duplicado=True
-    )
+@dataclass
+class _Hilos:
+    """What the batch's threading needs from the database, read once per batch."""
+
+    # Message-ID -> ticket id of the first entry carrying it (any kind of entry).
+    primero: dict[str, int] = field(default_factory=dict)
+    # Message-ID -> (ticket id, from) of the first inbound entries carrying it.
+    entrantes: dict[str, list[tuple[int, str]]] = field(default_factory=dict)
+    # Ticket number (from a subject tag) -> ticket id.
+    numeros: dict[int, int] = field(default_factory=dict)
+    # Locked tickets by id; new tickets of the batch by a Message-ID they hold.
+    tickets: dict[int, Ticket] = field(default_factory=dict)
+    en_lote: dict[str, Ticket] = field(default_factory=dict)
+    # A closed ticket's id -> the ticket its late replies opened.
+    seguimientos: dict[int, Ticket] = field(default_factory=dict)
 
 
-def _hilo(mensaje: MensajeEntrante) -> Ticket | None:
-    """The ticket a message continues: by its headers (a bounce: by those of the message it
-    returns), else by a tag from a participant."""
-    if mensaje.message_id and mensaje.de_email:
-        # The same mail through another of our mailboxes (sent to two addresses) joins the
-        # ticket the first copy opened; only from the same sender, so no one can hijack it.
-        for ticket_id, de in (
-            DetalleTicket.objects.filter(
-                message_id=mensaje.message_id, tipo=DetalleTicket.Tipo.ENTRANTE
+def _ingest(piezas: list[_Pieza], *, fuente, cuenta, canal, escritura) -> list[Resultado]:
+    ahora = timezone.now()
+    previos = _duplicados(fuente, {p.clave for p in piezas})
+    # The files of what will be stored (the first of each key) are written meanwhile.
+    archivos, claves = _Archivos(), set(previos)
+    for pieza in piezas:
+        if pieza.clave not in claves and pieza.mensaje.automatico != "bucle":
+            claves.add(pieza.clave)
+            _nombrar_archivos(pieza, archivos)
+    escritura.append(archivos.escribir_aparte())
+    hilos = _leer_hilos([p.mensaje for p in piezas if p.clave not in previos])
+    vistos: dict[str, Resultado] = {}
+    resultados: list[Resultado] = []
+    nuevos: list[Ticket] = []
+    cambios: dict[int, set[str]] = {}  # id of an existing ticket -> fields changed
+    detalles: list[tuple[DetalleTicket, list[Adjunto]]] = []
+    for pieza in piezas:
+        mensaje = pieza.mensaje
+        previo = previos.get(pieza.clave)
+        if previo is None and pieza.clave in vistos:  # twice in this batch
+            primero = vistos[pieza.clave]
+            previo = Resultado(
+                ticket=primero.ticket, detalle=primero.detalle, creado=primero.creado
             )
-            .order_by("id")
-            .values_list("ticket_id", "de")[:5]
+            previo.duplicado = True
+        if previo is not None:
+            resultados.append(previo)
+            continue
+        if mensaje.automatico == "bucle":
+            logger.info("Dropped our own notification %s from %s (mail loop)", pieza.clave, fuente)
+            resultados.append(
+                Resultado(
+                    fallido=_fallido_de(
+                        mensaje, CorreoFallido.Motivo.BUCLE, fuente=fuente, cuenta=cuenta
+                    )
+                )
+            )
+            continue
+
+        ticket = _hilo(mensaje, hilos)
+        anterior = None
+        if (
+            ticket is not None
+            and ticket.estado == Ticket.Estado.CERRADO
+            and not mensaje.automatico  # machine mail stays on the ticket it refers to
+            and not _reabrible(ticket)
         ):
-            if de.lower() == mensaje.de_email or de.lower().endswith(f"<{mensaje.de_email}>"):
-                return Ticket.objects.select_for_update().get(pk=ticket_id)
+            # Later replies to the same closed ticket join the one the first of them opened.
+            anterior, ticket = ticket, _seguimiento(ticket, hilos)
+            if ticket is not None:
+                anterior = None
+
+        creado = ticket is None
+        if creado:
+            # Machine mail that refers to no ticket opens one too (alerts, bounces of mail sent
+            # outside the portal); being machine mail, it triggers no acknowledgement.
+            ticket = _ticket_nuevo(mensaje, cuenta=cuenta, canal=canal, relacionado=anterior)
+            nuevos.append(ticket)
+            if anterior is not None:
+                hilos.seguimientos[anterior.pk] = ticket
+        else:
+            campos = _actualizar_ticket(ticket, mensaje)
+            if ticket.pk is not None:
+                cambios.setdefault(ticket.pk, set()).update(campos)
+
+        detalle, adjuntos = _guardar_detalle(ticket, mensaje, fuente=fuente, pieza=pieza)
+        detalles.append((detalle, adjuntos))
+        if mensaje.message_id:
+            hilos.en_lote.setdefault(mensaje.message_id, ticket)
+        resultado = Resultado(ticket=ticket, detalle=detalle, creado=creado)
+        vistos[pieza.clave] = resultado
+        resultados.append(resultado)
+
+    if nuevos:
+        _numerar_y_asignar(nuevos, ahora)
+        Ticket.objects.bulk_create(nuevos)
+    if cambios:
+        tocados = [hilos.tickets[pk] for pk in sorted(cambios)]
+        for ticket in tocados:
+            ticket.actualizado = ahora
+        Ticket.objects.bulk_update(tocados, sorted(set().union(*cambios.values())))
+    if detalles:
+        DetalleTicket.objects.bulk_create([detalle for detalle, _ in detalles])
+        adjuntos = [fila for _, filas in detalles for fila in filas]
+        if adjuntos:
+            Adjunto.objects.bulk_create(adjuntos)
+    return resultados
+
+
+def _duplicados(fuente: str, claves: set[str]) -> dict[str, Resultado]:
+    """The first result of each key already stored for the source (a probe on its index)."""
+    detalles = list(
+        DetalleTicket.objects.select_related("ticket").filter(fuente=fuente, clave_dedup__in=claves)
+    )
+    if not detalles:
+        return {}
+    primeros = dict(
+        DetalleTicket.objects.filter(ticket_id__in={d.ticket_id for d in detalles})
+        .order_by()
+        .values("ticket_id")
+        .annotate(primero=Min("id"))
+        .values_list("ticket_id", "primero")
+    )
+    return {
+        d.clave_dedup: Resultado(
+            ticket=d.ticket, detalle=d, creado=primeros[d.ticket_id] == d.pk, duplicado=True
+        )
+        for d in detalles
+    }
+
+
+def _referencias(mensaje: MensajeEntrante) -> list[str]:
+    """The Message-IDs a message refers to, the most telling first."""
     ids = [*mensaje.in_reply_to, *reversed(mensaje.references), *mensaje.originales]
-    ids = list(dict.fromkeys(ids))
+    return list(dict.fromkeys(ids))[:100]
+
+
+def _leer_hilos(mensajes: list[MensajeEntrante]) -> _Hilos:
+    """One query for every Message-ID the batch refers to (and its own, for copies through
+    another mailbox), one for subject tags; then every ticket any message could continue is
+    locked, in id order, so concurrent batches never wait for each other in a cycle."""
+    hilos = _Hilos()
+    ids, referidos = set(), set()
+    for mensaje in mensajes:
+        referidos.update(_referencias(mensaje))
+        if mensaje.message_id and mensaje.de_email:
+            ids.add(mensaje.message_id)
+    ids |= referidos
     if ids:
-        found: dict[str, int] = {}
-        for message_id, ticket_id in (
-            DetalleTicket.objects.filter(message_id__in=ids[:100])
+        for message_id, ticket_id, de, tipo in (
+            DetalleTicket.objects.filter(message_id__in=ids)
             .order_by("id")
-            .values_list("message_id", "ticket_id")
+            .values_list("message_id", "ticket_id", "de", "tipo")
         ):
             # The first entry with an id is the real one: a later mail reusing that
             # Message-ID (through another mailbox, say) must not take over the thread.
-            found.setdefault(message_id, ticket_id)
-        for message_id in ids:
-            if message_id in found:
-                return Ticket.objects.select_for_update().get(pk=found[message_id])
+            hilos.primero.setdefault(message_id, ticket_id)
+            if tipo == DetalleTicket.Tipo.ENTRANTE:
+                hilos.entrantes.setdefault(message_id, []).append((ticket_id, de))
         # A reply to mail we sent (an acknowledgement, a notification) threads to its ticket.
-        ticket_id = notificaciones.ticket_de_message_ids(ids[:100])
-        if ticket_id is not None:
-            return Ticket.objects.select_for_update().get(pk=ticket_id)
+        otros = referidos - hilos.primero.keys()
+        if otros:
+            for message_id, ticket_id in notificaciones.tickets_de_message_ids(otros).items():
+                hilos.primero.setdefault(message_id, ticket_id)
+    numeros = set()
+    for mensaje in mensajes:
+        match = _TAG.search(mensaje.asunto)
+        if match:
+            numeros.add(int(match.group(1)))
+    if numeros:
+        hilos.numeros = dict(Ticket.objects.filter(numero__in=numeros).values_list("numero", "pk"))
+    candidatos = set(hilos.numeros.values())
+    for mensaje in mensajes:
+        if mensaje.message_id and mensaje.de_email:
+            ticket_id = _copia_de(mensaje, hilos)
+            if ticket_id is not None:
+                candidatos.add(ticket_id)
+        candidatos.update(hilos.primero[i] for i in _referencias(mensaje) if i in hilos.primero)
+    if candidatos:
+        hilos.tickets = {
+            t.pk: t
+            for t in Ticket.objects.select_for_update().filter(pk__in=candidatos).order_by("pk")
+        }
+    return hilos
+
+
+def _copia_de(mensaje: MensajeEntrante, hilos: _Hilos) -> int | None:
+    """The ticket the same mail opened through another of our mailbox (sent to two
+    addresses); only from the same sender, so no one can hijack it."""
+    for ticket_id, de in hilos.entrantes.get(mensaje.message_id, [])[:5]:
+        if de.lower() == mensaje.de_email or de.lower().endswith(f"<{mensaje.de_email}>"):
+            return ticket_id
+    return None
+
+
+def _hilo(mensaje: MensajeEntrante, hilos: _Hilos) -> Ticket | None:
+    """The ticket a message continues: by its headers (a bounce: by those of the message it
+    returns), else by a tag from a participant."""
+    if mensaje.message_id and mensaje.de_email:
+        ticket_id = _copia_de(mensaje, hilos)
+        if ticket_id in hilos.tickets:
+            return hilos.tickets[ticket_id]
+    for message_id in _referencias(mensaje):
+        # Stored entries come before any of this batch.
+        if hilos.primero.get(message_id) in hilos.tickets:
+            return hilos.tickets[hilos.primero[message_id]]
+        if message_id in hilos.en_lote:
+            return hilos.en_lote[message_id]
     match = _TAG.search(mensaje.asunto)
     if match:
-        ticket = Ticket.objects.select_for_update().filter(numero=int(match.group(1))).first()
+        ticket = hilos.tickets.get(hilos.numeros.get(int(match.group(1))))
         if ticket is not None and _es_participante(ticket, mensaje.de_email):
             return ticket
     return None
+
+
+def _seguimiento(anterior: Ticket, hilos: _Hilos) -> Ticket | None:
+    """The open ticket that late replies to a closed one opened, if any."""
+    if anterior.pk in hilos.seguimientos:
+        return hilos.seguimientos[anterior.pk]
+    ticket = (
+        Ticket.objects.select_for_update()
+        .filter(relacionado=anterior)
+        .exclude(estado=Ticket.Estado.CERRADO)
+        .order_by("id")
+        .first()
+    )
+    if ticket is not None:
+        ticket = hilos.tickets.setdefault(ticket.pk, ticket)  # one object per ticket
+        hilos.seguimientos[anterior.pk] = ticket
+    return ticket
 
 
 def _es_participante(ticket: Ticket, remitente: str) -> bool:
@@ -271,34 +509,52 @@ def _participantes(mensaje: MensajeEntrante, excluir: set[str]) -> list[str]:
 
 
 def _ticket_nuevo(mensaje, *, cuenta, canal, relacionado) -> Ticket:
-    departamento = _departamento(mensaje, cuenta)
+    """A new ticket, not yet saved: `_numerar_y_asignar` completes it."""
     propias = _propias()
     solicitante_nombre, solicitante_email = mensaje.de_nombre, mensaje.de_email
-    ticket = Ticket(
-        numero=siguiente_numero(),
+    return Ticket(
         asunto=mensaje.asunto or "(sin asunto)",
-        departamento=departamento,
+        departamento=_departamento(mensaje, cuenta),
         solicitante_nombre=solicitante_nombre[:255],
         solicitante_email=solicitante_email[:254],
         participantes=_participantes(mensaje, propias | {solicitante_email}),
         canal=canal,
         relacionado=relacionado,
     )
-    if departamento is not None:
-        ticket.asignado_id = _agente(departamento)
-        try:
-            vencimientos = sla_vencimientos(ticket=ticket, desde=timezone.now())
-        except (ValueError, OverflowError):
-            # A calendar that cannot place the targets must not stop the department's mail.
-            logger.exception("No SLA due dates for a new ticket of %s", departamento)
-            vencimientos = None
-        if vencimientos:
-            ticket.vence_primera_respuesta, ticket.vence_resolucion = vencimientos
-    ticket.save()
-    return ticket
 
 
-def _actualizar_ticket(ticket: Ticket, mensaje: MensajeEntrante) -> None:
+def _numerar_y_asignar(tickets: list[Ticket], ahora) -> None:
+    """Numbers in batch order, an agent by each department's rule, SLA due dates."""
+    for ticket, numero in zip(tickets, siguientes_numeros(len(tickets)), strict=True):
+        ticket.numero = numero
+    por_departamento: dict[int, list[Ticket]] = {}
+    for ticket in tickets:
+        if ticket.departamento_id is not None:
+            por_departamento.setdefault(ticket.departamento_id, []).append(ticket)
+    vencimientos: dict[tuple[int, str], tuple | None] = {}
+    for departamento_id in sorted(por_departamento):  # queue rows locked in id order
+        del_departamento = por_departamento[departamento_id]
+        agentes = _agentes(del_departamento[0].departamento, len(del_departamento))
+        for ticket, agente_id in zip(del_departamento, agentes, strict=True):
+            ticket.asignado_id = agente_id
+            clave = (departamento_id, ticket.prioridad)
+            if clave not in vencimientos:  # the same start, policy and calendar: same dates
+                vencimientos[clave] = _vencimientos(ticket, ahora)
+            if vencimientos[clave]:
+                ticket.vence_primera_respuesta, ticket.vence_resolucion = vencimientos[clave]
+
+
+def _vencimientos(ticket: Ticket, ahora) -> tuple | None:
+    try:
+        return sla.sla_vencimientos(ticket=ticket, desde=ahora)
+    except (ValueError, OverflowError):
+        # A calendar that cannot place the targets must not stop the department's mail.
+        logger.exception("No SLA due dates for a new ticket of %s", ticket.departamento)
+        return None
+
+
+def _actualizar_ticket(ticket: Ticket, mensaje: MensajeEntrante) -> list[str]:
+    """Apply a reply to its ticket in memory; the fields that changed."""
     campos = ["actualizado"]
     if mensaje.automatico == "rebote":
         nuevos = [a for a in mensaje.rebotados if a not in ticket.correos_rebotados]
@@ -316,10 +572,10 @@ def _actualizar_ticket(ticket: Ticket, mensaje: MensajeEntrante) -> None:
             Ticket.Estado.RESUELTO,
             Ticket.Estado.CERRADO,
         ):
-            ticket.estado = Ticket.Estado.ABIERTO
-            ticket.resuelto_en = ticket.cerrado_en = None
-            campos += ["estado", "resuelto_en", "cerrado_en"]
-    ticket.save(update_fields=campos)
+            # The customer answered: the clock runs again, its targets moved by the pause.
+            anterior, ticket.estado = ticket.estado, Ticket.Estado.ABIERTO
+            campos += ["estado", *sla.sla_estado_cambiado(ticket=ticket, anterior=anterior)]
+    return campos
 
 
 def _departamento(mensaje: MensajeEntrante, cuenta: CuentaCorreo | None) -> Departamento | None:
@@ -338,48 +594,64 @@ def _departamento(mensaje: MensajeEntrante, cuenta: CuentaCorreo | None) -> Depa
     return None
 
 
-def _agente(departamento: Departamento) -> int | None:
-    """The id of the agent a new ticket of the department goes to, by the department's rule.
+def _agentes(departamento: Departamento, cuantos: int) -> list[int | None]:
+    """The ids of the agents the department's next `cuantos` new tickets go to, in order, by
+    the department's rule.
 
     The department's queue row is locked, so concurrent tickets take turns."""
     cola, _ = ColaDepartamento.objects.select_for_update().get_or_create(departamento=departamento)
     if cola.asignacion == Asignacion.NINGUNA:
-        return None
+        return [None] * cuantos
     agentes = Usuario.objects.filter(
         departamento=departamento, is_active=True, acceso_ticket=True
     ).order_by("id")
     if cola.asignacion == Asignacion.MENOS_ABIERTOS:
-        return (
+        abiertos = dict(
             agentes.annotate(
                 abiertos=Count(
                     "tickets_asignados", filter=Q(tickets_asignados__estado__in=_ABIERTOS)
                 )
-            )
-            .order_by("abiertos", "id")
-            .values_list("id", flat=True)
-            .first()
+            ).values_list("id", "abiertos")
         )
+        elegidos = []
+        for _ in range(cuantos):
+            elegido = min(abiertos, key=lambda i: (abiertos[i], i), default=None)
+            if elegido is not None:
+                abiertos[elegido] += 1  # the new ticket is open
+            elegidos.append(elegido)
+        return elegidos
     ids = list(agentes.values_list("id", flat=True))
     if not ids:
-        return None
-    siguiente = next((i for i in ids if i > (cola.ultimo_asignado_id or 0)), ids[0])
-    cola.ultimo_asignado_id = siguiente
+        return [None] * cuantos
+    elegidos, ultimo = [], cola.ultimo_asignado_id or 0
+    for _ in range(cuantos):
+        ultimo = next((i for i in ids if i > ultimo), ids[0])
+        elegidos.append(ultimo)
+    cola.ultimo_asignado_id = ultimo
     cola.save(update_fields=["ultimo_asignado"])
-    return siguiente
+    return elegidos
 
 
-def siguiente_numero() -> int:
-    """The next public ticket number: a database sequence on PostgreSQL. SQLite runs one
-    writer at a time (IMMEDIATE transactions), so MAX + 1 inside the transaction is safe."""
+def siguientes_numeros(cuantos: int) -> list[int]:
+    """The next public ticket numbers, ascending: a database sequence on PostgreSQL. SQLite
+    runs one writer at a time (IMMEDIATE transactions), so MAX + 1 inside the transaction is
+    safe."""
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
-            cursor.execute("SELECT nextval('incidencias_ticket_numero_seq')")
-        else:
-            cursor.execute("SELECT COALESCE(MAX(numero), 0) + 1 FROM incidencias_ticket")
-        return cursor.fetchone()[0]
+            cursor.execute(
+                "SELECT nextval('incidencias_ticket_numero_seq') FROM generate_series(1, %s)",
+                [cuantos],
+            )
+            return sorted(numero for (numero,) in cursor.fetchall())
+        cursor.execute("SELECT COALESCE(MAX(numero), 0) FROM incidencias_ticket")
+        ultimo = cursor.fetchone()[0]
+        return list(range(ultimo + 1, ultimo + 1 + cuantos))
 
 
-def _guardar_detalle(ticket, mensaje: MensajeEntrante, *, fuente, clave) -> DetalleTicket:
+def _guardar_detalle(
+    ticket, mensaje: MensajeEntrante, *, fuente, pieza: _Pieza
+) -> tuple[DetalleTicket, list[Adjunto]]:
+    """The entry of a message and its attachments, not yet saved (their files are)."""
     detalle = DetalleTicket(
         ticket=ticket,
         tipo=DetalleTicket.Tipo.ENTRANTE,
@@ -401,27 +673,23 @@ def _guardar_detalle(ticket, mensaje: MensajeEntrante, *, fuente, clave) -> Deta
         nota="\n".join(mensaje.notas),
         rebotados=mensaje.rebotados,
         fuente=fuente,
-        clave_dedup=clave,
+        clave_dedup=pieza.clave,
+        crudo=pieza.crudo,
     )
-    if mensaje.crudo is not None:
-        detalle.crudo.name = _guardar_archivo(DetalleTicket.crudo.field, mensaje.crudo, ".eml")
-    detalle.save()
-    adjuntos = []
-    for adjunto in mensaje.adjuntos:
-        sha = hashlib.sha256(adjunto.contenido).hexdigest()
-        fila = Adjunto(
+    adjuntos = [
+        Adjunto(
             detalle=detalle,
             nombre=adjunto.nombre[:255] or "adjunto",
             content_type=adjunto.content_type[:255],
             tamano=len(adjunto.contenido),
             sha256=sha,
+            archivo=nombre,
             content_id=adjunto.content_id[:255],
             en_linea=adjunto.en_linea,
         )
-        fila.archivo.name = _guardar_archivo(Adjunto.archivo.field, adjunto.contenido, "", sha)
-        adjuntos.append(fila)
-    Adjunto.objects.bulk_create(adjuntos)
-    return detalle
+        for adjunto, (sha, nombre) in zip(mensaje.adjuntos, pieza.archivos, strict=True)
+    ]
+    return detalle, adjuntos
 
 
 def _direccion(nombre: str, email: str) -> str:
@@ -430,37 +698,99 @@ def _direccion(nombre: str, email: str) -> str:
     return email or nombre
 
 
-def _guardar_archivo(field, contenido: bytes, sufijo: str, sha: str | None = None) -> str:
-    """Store content once by its SHA-256 and return its storage name.
+def _nombrar_archivos(pieza: _Pieza, archivos: "_Archivos") -> None:
+    """Name the raw message and the attachments of a message, to be written by `archivos`."""
+    mensaje = pieza.mensaje
+    if mensaje.crudo is not None:
+        pieza.crudo = archivos.nombrar(DetalleTicket.crudo.field, mensaje.crudo, ".eml")
+    pieza.archivos = []
+    for adjunto in mensaje.adjuntos:
+        sha = hashlib.sha256(adjunto.contenido).hexdigest()
+        nombre = archivos.nombrar(Adjunto.archivo.field, adjunto.contenido, "", sha)
+        pieza.archivos.append((sha, nombre))
 
-    On the local file system the file is written whole under a temporary name, flushed to
-    disk and renamed into place: a crash never leaves a truncated file under the final name,
-    and an existing file of another size (an older partial write) is replaced.
-    """
-    sha = sha or hashlib.sha256(contenido).hexdigest()
-    nombre = f"{'correos' if sufijo == '.eml' else 'adjuntos'}/{sha[:2]}/{sha}{sufijo}"
-    storage = field.storage
-    try:
-        destino = Path(storage.path(nombre))
-    except NotImplementedError:  # remote storage: its own save is atomic per object
-        if not storage.exists(nombre):
-            storage.save(nombre, ContentFile(contenido))
-        return nombre
-    if destino.is_file() and destino.stat().st_size == len(contenido):
-        return nombre
-    destino.parent.mkdir(parents=True, exist_ok=True)
-    fd, temporal = tempfile.mkstemp(dir=destino.parent, prefix=".tmp-")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(contenido)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(temporal, 0o644)
-        os.replace(temporal, destino)
-    except BaseException:
-        Path(temporal).unlink(missing_ok=True)
-        raise
+
+def _guardar_archivo(field, contenido: bytes, sufijo: str, sha: str | None = None) -> str:
+    archivos = _Archivos()
+    nombre = archivos.nombrar(field, contenido, sufijo, sha)
+    archivos.escribir()
     return nombre
+
+
+_escritor: futures.ThreadPoolExecutor | None = None
+_escritor_lock = threading.Lock()
+
+
+def _sin_escritor() -> None:
+    """A forked child (a Celery or gunicorn worker) has no writer thread: it makes its own."""
+    global _escritor, _escritor_lock
+    _escritor, _escritor_lock = None, threading.Lock()
+
+
+os.register_at_fork(after_in_child=_sin_escritor)
+
+
+class _Archivos:
+    """Content stored once by its SHA-256, durably before the rows that name it commit.
+
+    Names are given at once (`nombrar`); `escribir` writes what is missing. On the local file
+    system each file is written whole under a temporary name, flushed to disk and renamed into
+    place: a crash never leaves a truncated file under the final name, and an existing file of
+    another size (an older partial write) is replaced. Then each folder that received a file
+    is flushed once, so the renames are on disk too.
+    """
+
+    def __init__(self):
+        self.pendientes: list[tuple[object, str, bytes]] = []
+
+    def nombrar(self, field, contenido: bytes, sufijo: str, sha: str | None = None) -> str:
+        sha = sha or hashlib.sha256(contenido).hexdigest()
+        nombre = f"{'correos' if sufijo == '.eml' else 'adjuntos'}/{sha[:2]}/{sha}{sufijo}"
+        self.pendientes.append((field.storage, nombre, contenido))
+        return nombre
+
+    def escribir_aparte(self) -> futures.Future:
+        """`escribir` in the writer thread (file I/O lets go of the GIL)."""
+        global _escritor
+        with _escritor_lock:
+            if _escritor is None:
+                _escritor = futures.ThreadPoolExecutor(1, thread_name_prefix="ingest-archivos")
+        return _escritor.submit(self.escribir)
+
+    def escribir(self) -> None:
+        carpetas = set()
+        for storage, nombre, contenido in self.pendientes:
+            try:
+                destino = Path(storage.path(nombre))
+            except NotImplementedError:  # remote storage: its own save is atomic per object
+                if not storage.exists(nombre):
+                    storage.save(nombre, ContentFile(contenido))
+                continue
+            try:
+                if destino.stat().st_size == len(contenido):
+                    continue
+            except FileNotFoundError:
+                if not destino.parent.is_dir():
+                    destino.parent.mkdir(parents=True, exist_ok=True)
+                    carpetas.add(destino.parent.parent)  # the new folder's entry
+            fd, temporal = tempfile.mkstemp(dir=destino.parent, prefix=".tmp-")
+            try:
+                with os.fdopen(fd, "wb") as handle:
+                    handle.write(contenido)
+                    handle.flush()
+                    os.fsync(handle.fileno())
+                os.chmod(temporal, 0o644)
+                os.replace(temporal, destino)
+            except BaseException:
+                Path(temporal).unlink(missing_ok=True)
+                raise
+            carpetas.add(destino.parent)
+        for carpeta in sorted(carpetas):
+            fd = os.open(carpeta, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
 
 
 def _base_disponible() -> bool:

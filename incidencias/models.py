@@ -432,8 +432,9 @@ class DetalleTicket(models.Model):
         verbose_name_plural = _("ticket entries")
         ordering = ["creado", "id"]
         constraints = [
+            # The key first: a batch looks up many keys of one source at once.
             models.UniqueConstraint(
-                fields=["fuente", "clave_dedup"],
+                fields=["clave_dedup", "fuente"],
                 condition=~models.Q(clave_dedup=""),
                 name="detalle_dedup_unico",
             )

@@ -26,7 +26,7 @@ from django.utils import timezone, translation
 from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext_lazy
 
-from sso.models import Usuario
+from sso.models import Departamento, Usuario
 
 from . import configuracion
 from .models import DetalleTicket, Notificacion, PreferenciaNotificacion, Ticket
@@ -340,33 +340,62 @@ def _preparar(*, evento, ticket, detalle, datos) -> list[Notificacion]:
     return filas
 
 
-def _guardar(filas: list[Notificacion]) -> list[Notificacion]:
+def _guardar(filas: list[Notificacion], *, lote: bool = False) -> list[Notificacion]:
     if filas:
         Notificacion.objects.bulk_create(filas)
-    return _encolar_al_confirmar(filas)
+    return _encolar_al_confirmar(filas, lote=lote)
 
 
-def _encolar_al_confirmar(filas: list[Notificacion]) -> list[Notificacion]:
+def _encolar_al_confirmar(filas: list[Notificacion], *, lote: bool = False) -> list[Notificacion]:
     if filas:
         pks = [n.pk for n in filas]
-        transaction.on_commit(lambda: encolar(pks))
+        transaction.on_commit(lambda: encolar_lote(pks) if lote else encolar(pks))
     return filas
+
+
+def _cargar_relacionados(tickets: list[Ticket]) -> None:
+    """Load the department and assignee of every ticket with one query each (those not
+    loaded yet), so building their rows costs no query per ticket."""
+    for campo, modelo in (("departamento", Departamento), ("asignado", Usuario)):
+        field = Ticket._meta.get_field(campo)
+        faltan = [
+            t for t in tickets if getattr(t, field.attname) is not None and not field.is_cached(t)
+        ]
+        if faltan:
+            objetos = modelo.objects.in_bulk({getattr(t, f"{campo}_id") for t in faltan})
+            for t in faltan:
+                if getattr(t, f"{campo}_id") in objetos:
+                    setattr(t, campo, objetos[getattr(t, f"{campo}_id")])
 
 
 def _acuse_procede(*, ticket: Ticket, detalle: DetalleTicket | None) -> bool:
     """An acknowledgement goes to a person, at most once per NOTIFICACIONES_ACUSE_VENTANA_MINUTOS
     (two mail systems acknowledging each other would loop)."""
+    email = ticket.solicitante_email.lower()
+    return _acuse_posible(email=email, detalle=detalle) and not _acusados_recientes({email})
+
+
+def _acuse_posible(*, email: str, detalle: DetalleTicket | None) -> bool:
+    """Not to machine mail, nor to an address that sends it (no-reply, mailer-daemon)."""
     from .mensajes import remitente_automatico
 
-    email = ticket.solicitante_email.lower()
     if not email or remitente_automatico(email):
         return False
-    if detalle is not None and detalle.automatico:
-        return False
+    return detalle is None or not detalle.automatico
+
+
+def _acusados_recientes(emails: set[str]) -> set[str]:
+    """Which of these (lowercase) addresses were acknowledged within the window: one probe of
+    the (evento, correo, creado) index, acknowledgement rows keeping the address lowercase."""
+    emails = {e for e in emails if e}
+    if not emails:
+        return set()
     desde = timezone.now() - timedelta(minutes=settings.NOTIFICACIONES_ACUSE_VENTANA_MINUTOS)
-    return not Notificacion.objects.filter(
-        evento=Evento.ACUSE, correo__iexact=email, creado__gte=desde
-    ).exists()
+    return set(
+        Notificacion.objects.filter(evento=Evento.ACUSE, correo__in=emails, creado__gte=desde)
+        .values_list("correo", flat=True)
+        .distinct()
+    )
 
 
 def encolar(pks: list[int], *, countdown: float | None = None) -> None:
@@ -596,39 +625,66 @@ def _extracto(detalle: DetalleTicket | None, limite: int = 600) -> str:
 # --- The events of the mail pipeline and of tickets -----------------------------------------
 
 
-def notificar_ingreso(resultado) -> None:
-    """The notifications of one ingested message (`ingest.Resultado`), in its transaction: a
-    new ticket (its department, the acknowledgement, the assignee), or a customer's reply on an
-    existing one. Machine mail is stored but never notified. Fills the result's
-    `notificacion_synology` / `notificacion_correo` with what was queued."""
-    ticket, detalle = resultado.ticket, resultado.detalle
-    if ticket is None or detalle is None:
-        return
-    if resultado.duplicado:
-        filas = list(
-            Notificacion.objects.filter(detalle=detalle)
+def notificar_ingresos(resultados) -> None:
+    """The notifications of a batch of ingested messages (`ingest.Resultado`s), in its
+    transaction: for a new ticket, its department, the acknowledgement and the assignee; for a
+    customer's reply on an existing one, `respuesta_cliente`. Machine mail is stored but never
+    notified. Fills each result's `notificacion_synology` / `notificacion_correo` with what was
+    queued. The statements run per batch, not per message: one for the acknowledgement window
+    of every requester, one INSERT, one task per hundred rows after commit."""
+    por_resultado: list[tuple[object, list[Notificacion]]] = []
+    nuevos, duplicados = [], []
+    for resultado in resultados:
+        ticket, detalle = resultado.ticket, resultado.detalle
+        if ticket is None or detalle is None:
+            continue
+        if resultado.duplicado:
+            duplicados.append(resultado)
+        elif not detalle.automatico and detalle.tipo == DetalleTicket.Tipo.ENTRANTE:
+            nuevos.append(resultado)
+
+    _cargar_relacionados([r.ticket for r in nuevos])
+    ya_acusados = _acusados_recientes(
+        {r.ticket.solicitante_email.lower() for r in nuevos if r.creado}
+    )
+    filas: list[Notificacion] = []
+    for resultado in nuevos:
+        ticket, detalle = resultado.ticket, resultado.detalle
+        if resultado.creado:
+            eventos = [Evento.TICKET_NUEVO, Evento.ACUSE]
+            if ticket.asignado_id:
+                eventos.append(Evento.ASIGNACION)
+        else:
+            eventos = [Evento.RESPUESTA_CLIENTE]
+        suyas = []
+        for evento in eventos:
+            preparadas = _filas(evento=evento, ticket=ticket, detalle=detalle, datos={})
+            if evento == Evento.ACUSE and preparadas:
+                email = ticket.solicitante_email.lower()
+                if email in ya_acusados or not _acuse_posible(email=email, detalle=detalle):
+                    continue
+                ya_acusados.add(email)  # one per requester in this batch too
+                for n in preparadas:
+                    n.correo = email
+            suyas += preparadas
+        filas += suyas
+        por_resultado.append((resultado, suyas))
+    _guardar(filas, lote=True)
+
+    if duplicados:  # the same mail again: where its notifications stand now
+        previas: dict[int, list[Notificacion]] = {}
+        for n in (
+            Notificacion.objects.filter(detalle__in=[r.detalle for r in duplicados])
             .exclude(canal="")
             .select_related("departamento", "usuario")
             .order_by("id")
-        )
-    elif detalle.automatico or detalle.tipo != DetalleTicket.Tipo.ENTRANTE:
-        return
-    elif resultado.creado:
-        eventos = [Evento.TICKET_NUEVO, Evento.ACUSE]
-        if ticket.asignado_id:
-            eventos.append(Evento.ASIGNACION)
-        # One INSERT for all of them: this runs for every mail.
-        filas = _guardar(
-            [
-                n
-                for evento in eventos
-                for n in _preparar(evento=evento, ticket=ticket, detalle=detalle, datos={})
-            ]
-        )
-    else:
-        filas = notificar(evento=Evento.RESPUESTA_CLIENTE, ticket=ticket, detalle=detalle)
-    resultado.notificacion_synology = resumen([n for n in filas if n.canal == SYNOLOGY])
-    resultado.notificacion_correo = resumen([n for n in filas if n.canal == CORREO])
+        ):
+            previas.setdefault(n.detalle_id, []).append(n)
+        por_resultado += [(r, previas.get(r.detalle.pk, [])) for r in duplicados]
+
+    for resultado, suyas in por_resultado:
+        resultado.notificacion_synology = resumen([n for n in suyas if n.canal == SYNOLOGY])
+        resultado.notificacion_correo = resumen([n for n in suyas if n.canal == CORREO])
 
 
 def resumen(filas: list[Notificacion]) -> str:
@@ -651,14 +707,13 @@ def resumen(filas: list[Notificacion]) -> str:
     return "; ".join(partes)
 
 
-def ticket_de_message_ids(message_ids: list[str]) -> int | None:
-    """The ticket of the first of these Message-IDs that is one of our notifications (a reply
-    to our acknowledgement threads to its ticket)."""
+def tickets_de_message_ids(message_ids) -> dict[str, int]:
+    """The ticket of each of these Message-IDs that is one of our notifications (a reply to
+    our acknowledgement threads to its ticket); one probe of the index on `message_id`."""
     if not message_ids:
-        return None
-    encontrados = dict(
-        Notificacion.objects.filter(message_id__in=message_ids)
-        .order_by("-id")
+        return {}
+    return dict(
+        Notificacion.objects.filter(message_id__in=list(message_ids))
+        .order_by("id")
         .values_list("message_id", "ticket_id")
     )
-    return next((encontrados[i] for i in message_ids if i in encontrados), None)

@@ -237,13 +237,14 @@ def test_it_marks_on_the_next_poll_a_message_whose_marking_was_interrupted(
 
     assert "worker killed" in resumen.error
     assert "worker killed" in cuenta.ultimo_error and cuenta.ultimo_error_en is not None
-    assert Ticket.objects.get().asunto == "Primero"  # committed before the server step
+    # The batch was committed before the server step, which then failed on its first message.
+    assert sorted(Ticket.objects.values_list("asunto", flat=True)) == ["Primero", "Segundo"]
     assert vistos(buzon) == [False, False]
     assert EstadoCarpeta.objects.get(cuenta=cuenta).ultimo_uid == 0
 
     resumen = sondear(cuenta)
 
-    assert (resumen.importados, resumen.duplicados, resumen.error) == (1, 1, "")
+    assert (resumen.importados, resumen.duplicados, resumen.error) == (0, 2, "")
     assert sorted(Ticket.objects.values_list("asunto", flat=True)) == ["Primero", "Segundo"]
     assert DetalleTicket.objects.count() == 2
     assert vistos(buzon) == [True, True]
@@ -262,7 +263,7 @@ def test_it_leaves_the_message_for_the_next_poll_when_the_database_fails(
         raise OperationalError("server closed the connection unexpectedly")
 
     with monkeypatch.context() as parche:
-        parche.setattr("incidencias.imap.ingest_raw", base_caida)
+        parche.setattr("incidencias.imap.ingest_lote", base_caida)
         resumen = sondear(cuenta)
 
     assert "OperationalError: server closed the connection" in resumen.error
@@ -276,6 +277,60 @@ def test_it_leaves_the_message_for_the_next_poll_when_the_database_fails(
     assert (resumen.importados, resumen.error) == (1, "")
     assert Ticket.objects.get().asunto == "Base caída"
     assert vistos(buzon) == [True]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_touches_the_server_only_once_the_whole_batch_is_committed(
+    buzon, cuenta_para, monkeypatch
+):
+    primero = make_msgid(domain="cliente.example.org")
+    buzon.append(correo("Uno", message_id=primero))
+    buzon.append(correo("Re: Uno", responde_a=primero))  # threads within the batch
+    buzon.append(correo("Dos"))
+    cuenta = cuenta_para(buzon)
+    marcar = MarcarLeido.aplicar
+    vistas = []
+
+    def aplicar(self, cliente, uid):
+        # Outside any transaction, every entry of the batch is already committed.
+        vistas.append((uid, connection.in_atomic_block, DetalleTicket.objects.count()))
+        marcar(self, cliente, uid)
+
+    monkeypatch.setattr(MarcarLeido, "aplicar", aplicar)
+
+    resumen = sondear(cuenta)
+
+    assert (resumen.importados, resumen.error) == (3, "")
+    assert vistas == [(1, False, 3), (2, False, 3), (3, False, 3)]
+    assert Ticket.objects.count() == 2
+    assert DetalleTicket.objects.filter(asunto="Re: Uno").get().ticket.asunto == "Uno"
+    assert vistos(buzon) == [True, True, True]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_marks_nothing_of_a_batch_whose_commit_fails(buzon, cuenta_para, monkeypatch):
+    for asunto in ("Uno", "Dos", "Tres"):
+        buzon.append(correo(asunto))
+    cuenta = cuenta_para(buzon)
+    aplicadas = []
+    monkeypatch.setattr(MarcarLeido, "aplicar", lambda self, cliente, uid: aplicadas.append(uid))
+
+    def caida(*args, **kwargs):
+        raise OperationalError("server closed the connection unexpectedly")
+
+    with monkeypatch.context() as parche:
+        # The last statement of the batch fails, and the database is gone.
+        parche.setattr("incidencias.ingest.DetalleTicket.objects.bulk_create", caida)
+        parche.setattr("incidencias.ingest._base_disponible", lambda: False)
+        resumen = sondear(cuenta)
+
+    assert "OperationalError" in resumen.error
+    assert aplicadas == []
+    assert not Ticket.objects.exists() and not CorreoFallido.objects.exists()
+    assert EstadoCarpeta.objects.get(cuenta=cuenta).ultimo_uid == 0
+
+    assert sondear(cuenta).importados == 3
+    assert aplicadas == [1, 2, 3]
 
 
 def test_it_reads_a_folder_again_without_duplicates_when_uidvalidity_changes(

@@ -14,11 +14,18 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from django.db import InterfaceError, OperationalError
+from django.db import InterfaceError, OperationalError, connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from incidencias import ingest as ingest_module
-from incidencias.ingest import correo_fallido_reprocesar, dominio_propio, ingest, ingest_raw
+from incidencias.ingest import (
+    correo_fallido_reprocesar,
+    dominio_propio,
+    ingest,
+    ingest_lote,
+    ingest_raw,
+)
 from incidencias.mensajes import MensajeEntrante, generar_message_id
 from incidencias.models import (
     Adjunto,
@@ -1572,3 +1579,309 @@ def test_it_bounds_very_long_message_ids_and_still_threads_by_them(db):
         raw(f"Message-ID: <r@example.org>\r\nIn-Reply-To: <{largo}>\r\n"), fuente="cuenta:1"
     )
     assert respuesta.ticket == primero.ticket
+
+
+# --- Batches (what the IMAP poller hands over) ------------------------------------------------
+
+
+def lote(raws, **kwargs):
+    resultados = ingest_lote(raws, **kwargs)
+    assert len(resultados) == len(raws)
+    return resultados
+
+
+def test_it_stores_a_batch_in_order_and_threads_replies_to_earlier_mail_of_it(
+    db, soporte, cuenta_soporte
+):
+    a1, a2 = agente("a1", soporte), agente("a2", soporte)
+    uno, dos, re_uno = mid(), mid(), mid()
+
+    resultados = lote(
+        [
+            correo("Uno", message_id=uno),
+            correo("Re: Uno", message_id=re_uno, in_reply_to=uno, cc="luis@example.org"),
+            correo("Dos", message_id=dos, de="Beto <beto@example.org>"),
+            correo("Re: Re: Uno", references=[uno, re_uno]),  # References only
+            correo("Re: Dos", in_reply_to=dos, de="Beto <beto@example.org>"),
+        ],
+        cuenta=cuenta_soporte,
+    )
+
+    assert [r.fallido for r in resultados] == [None] * 5
+    assert [r.creado for r in resultados] == [True, False, True, False, False]
+    t_uno, t_dos = resultados[0].ticket, resultados[2].ticket
+    assert [r.ticket for r in resultados] == [t_uno, t_uno, t_dos, t_uno, t_dos]
+    assert Ticket.objects.count() == 2
+    assert t_dos.numero == t_uno.numero + 1  # numbered in the order of the batch
+    assert (t_uno.asignado, t_dos.asignado) == (a1, a2)
+    ids = [r.detalle.pk for r in resultados]
+    assert ids == sorted(ids)  # entries in the order of the batch
+    t_uno.refresh_from_db()
+    assert t_uno.participantes == ["luis@example.org"]
+    assert list(t_uno.detalles.values_list("asunto", flat=True)) == [
+        "Uno",
+        "Re: Uno",
+        "Re: Re: Uno",
+    ]
+    assert resultados[1].mensaje == f"Se ha agregado el detalle {ids[1]} al ticket {t_uno.numero}"
+
+
+def test_it_stores_the_rest_of_a_batch_when_one_message_fails(db, cuenta_soporte, monkeypatch):
+    original = ingest_module._guardar_detalle
+
+    def falla_con_roto(ticket, mensaje, **kwargs):
+        if mensaje.asunto == "Roto":
+            raise ValueError("disco en mal estado")
+        return original(ticket, mensaje, **kwargs)
+
+    monkeypatch.setattr(ingest_module, "_guardar_detalle", falla_con_roto)
+    raws = [correo("Antes"), correo("Roto"), correo("Después")]
+
+    resultados = lote(raws, cuenta=cuenta_soporte, carpeta="INBOX", uids=[5, 6, 7])
+
+    antes, roto, despues = resultados
+    assert antes.creado and despues.creado
+    assert roto.ticket is None and roto.detalle is None
+    fallido = CorreoFallido.objects.get()
+    assert roto.fallido == fallido
+    assert (fallido.carpeta, fallido.uid) == ("INBOX", 6)
+    assert "ValueError: disco en mal estado" in fallido.error
+    assert fallido.crudo.read() == raws[1]
+    assert sorted(Ticket.objects.values_list("asunto", flat=True)) == ["Antes", "Después"]
+
+
+def test_it_stores_the_rest_of_a_batch_when_one_message_cannot_be_parsed(db, monkeypatch):
+    original = ingest_module.parse_raw
+
+    def falla_con_roto(raw, **kwargs):
+        if b"Roto" in raw:
+            raise RecursionError("maximum recursion depth exceeded")
+        return original(raw, **kwargs)
+
+    monkeypatch.setattr(ingest_module, "parse_raw", falla_con_roto)
+
+    resultados = lote([correo("Uno"), correo("Roto"), correo("Dos")], fuente="cuenta:3")
+
+    assert [r.creado for r in resultados] == [True, False, True]
+    assert "RecursionError" in resultados[1].fallido.error
+    assert Ticket.objects.count() == 2
+
+
+def test_it_stores_a_message_repeated_within_a_batch_once(db, settings):
+    uno, ya = correo("Uno", message_id=mid()), correo("Ya estaba", message_id=mid())
+    primero = entrante(ya)
+
+    resultados = lote([uno, ya, uno, correo("Dos"), uno])
+
+    assert [r.duplicado for r in resultados] == [False, True, True, False, True]
+    assert resultados[1].ticket == primero.ticket and resultados[1].detalle == primero.detalle
+    assert resultados[1].creado  # it opened its ticket, back then
+    assert resultados[2].detalle.pk == resultados[4].detalle.pk == resultados[0].detalle.pk
+    assert resultados[2].creado and resultados[2].ticket == resultados[0].ticket
+    assert DetalleTicket.objects.count() == 3
+    assert Ticket.objects.count() == 3
+    assert len(archivos(settings, "correos")) == 3
+
+
+def test_it_opens_one_linked_ticket_for_late_replies_in_one_batch(ticket_de_ana):
+    ticket, primero = ticket_de_ana
+    cerrado_en = timezone.now() - timedelta(days=30)
+    Ticket.objects.filter(pk=ticket.pk).update(estado=Ticket.Estado.CERRADO, cerrado_en=cerrado_en)
+
+    resultados = lote([correo("Re: a", in_reply_to=primero), correo("Re: b", in_reply_to=primero)])
+
+    assert [r.creado for r in resultados] == [True, False]
+    nuevo = resultados[0].ticket
+    assert resultados[1].ticket == nuevo and nuevo.relacionado == ticket
+    ticket.refresh_from_db()
+    assert ticket.estado == Ticket.Estado.CERRADO
+
+
+def test_it_reopens_a_ticket_once_for_several_replies_in_one_batch(ticket_de_ana):
+    ticket, primero = ticket_de_ana
+    Ticket.objects.filter(pk=ticket.pk).update(estado=Ticket.Estado.RESUELTO)
+
+    resultados = lote(
+        [
+            correo("Re: a", in_reply_to=primero, cc="marta@example.org"),
+            correo("Re: b", in_reply_to=primero, cc="pablo@example.org"),
+        ]
+    )
+
+    assert [r.ticket for r in resultados] == [ticket, ticket]
+    ticket.refresh_from_db()
+    assert ticket.estado == Ticket.Estado.ABIERTO
+    assert ticket.participantes == ["luis@example.org", "marta@example.org", "pablo@example.org"]
+
+
+def test_it_assigns_the_fewest_open_tickets_across_a_batch(db, soporte, cuenta_soporte):
+    ColaDepartamento.objects.create(departamento=soporte, asignacion=Asignacion.MENOS_ABIERTOS)
+    a1, a2 = agente("a1", soporte), agente("a2", soporte)
+    Ticket.objects.create(numero=1000, asignado=a1, estado=Ticket.Estado.ABIERTO)
+
+    resultados = lote([correo(f"c{i}") for i in range(4)], cuenta=cuenta_soporte)
+
+    assert [r.ticket.asignado for r in resultados] == [a2, a1, a2, a1]
+
+
+def test_it_runs_the_same_statements_for_a_batch_of_any_size(db, soporte, cuenta_soporte, laboral):
+    """New mail, replies to stored tickets and to mail of the same batch, attachments."""
+    agente("a1", soporte)
+    agente("a2", soporte)
+    PoliticaSLA.objects.create(
+        departamento=soporte,
+        prioridad=Prioridad.NORMAL,
+        primera_respuesta_min=60,
+        resolucion_min=480,
+        calendario=laboral,
+    )
+    abiertos = [mid() for _ in range(8)]
+    for message_id in abiertos:
+        entrante(correo("Abierto", message_id=message_id), cuenta=cuenta_soporte)
+
+    def mezcla(n):
+        raws = []
+        for i in range(n):
+            nuevo = mid()
+            raws += [
+                correo(f"Nuevo {i}", message_id=nuevo, cc="luis@example.org"),
+                correo("Re: abierto", in_reply_to=abiertos.pop()),
+                correo("Re: nuevo", in_reply_to=nuevo),
+                correo_con_adjunto(f"Adjunto {i}", PDF + nuevo.encode()),
+            ]
+        return raws
+
+    def consultas(raws):
+        with CaptureQueriesContext(connection) as capturadas:
+            resultados = lote(raws, cuenta=cuenta_soporte)
+        assert all(r.detalle is not None and not r.duplicado for r in resultados)
+        return len(capturadas)
+
+    chico, grande = consultas(mezcla(1)), consultas(mezcla(4))
+
+    # 11 of the pipeline and 5 of its notifications (replies to our own mail, the
+    # acknowledgement window, the assignees, the rows), in the test's savepoint.
+    assert chico == grande <= 18
+    assert Ticket.objects.filter(asunto__startswith="Adjunto").count() == 5
+    assert Adjunto.objects.count() == 5
+
+
+def correo_con_adjunto(asunto: str, contenido: bytes) -> bytes:
+    msg = EmailMessage()
+    msg["From"] = "Ana Cliente <ana@example.org>"
+    msg["To"] = "soporte@example.com"
+    msg["Subject"] = asunto
+    msg["Message-ID"] = f"<{mid()}>"
+    msg.set_content("Adjunto el informe.\n")
+    msg.add_attachment(contenido, maintype="application", subtype="pdf", filename="informe.pdf")
+    return msg.as_bytes()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_batches_into_the_same_tickets_neither_wait_on_each_other_nor_fail(
+    postgres, soporte, caplog
+):
+    """Each batch locks the tickets it continues in id order: two pollers that answer the
+    same tickets in opposite orders cannot deadlock (which would fall back to one by one)."""
+    import threading
+
+    from django.db import connections
+
+    agente("a1", soporte)
+    cuentas = [
+        CuentaCorreo.objects.create(host="imap.example.com", user=u, departamento=soporte)
+        for u in ("uno@example.com", "dos@example.com")
+    ]
+    raices = [mid() for _ in range(4)]
+    for message_id in raices:
+        entrante(correo("Raíz", message_id=message_id), cuenta=cuentas[0])
+    errores = []
+
+    def poller(cuenta, orden, ronda):
+        try:
+            raws = [correo(f"Re {ronda}", in_reply_to=raices[i]) for i in orden]
+            raws.append(correo(f"Nuevo {ronda}"))
+            resultados = ingest_lote(raws, cuenta=cuenta)
+            assert all(r.detalle is not None for r in resultados)
+        except Exception as exc:
+            errores.append(exc)
+        finally:
+            connections.close_all()
+
+    for ronda in range(5):
+        hilos = [
+            threading.Thread(target=poller, args=(cuentas[0], [0, 1, 2, 3], ronda)),
+            threading.Thread(target=poller, args=(cuentas[1], [3, 2, 1, 0], ronda)),
+        ]
+        for hilo in hilos:
+            hilo.start()
+        for hilo in hilos:
+            hilo.join(timeout=60)
+
+    assert errores == []
+    assert "one by one" not in caplog.text
+    assert not CorreoFallido.objects.exists()
+    assert DetalleTicket.objects.count() == 4 + 5 * 2 * 5
+    assert Ticket.objects.count() == 4 + 5 * 2
+
+
+def test_a_forked_worker_writes_files_with_a_writer_thread_of_its_own(settings):
+    """Celery and gunicorn fork workers: a writer thread started before the fork is not
+    there in the child, which must start its own rather than wait for it forever."""
+    import os
+
+    escritos = ingest_module._Archivos()
+    nombre = escritos.nombrar(DetalleTicket.crudo.field, b"antes del fork", ".eml")
+    escritos.escribir_aparte().result(timeout=10)
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child reports through its exit status
+        try:
+            hijo = ingest_module._Archivos()
+            hijo.nombrar(DetalleTicket.crudo.field, b"en el hijo", ".eml")
+            hijo.escribir_aparte().result(timeout=10)
+        finally:
+            os._exit(0 if len(archivos(settings, "correos")) == 2 else 1)
+    _, estado = os.waitpid(pid, 0)
+
+    assert os.waitstatus_to_exitcode(estado) == 0
+    assert (Path(settings.MEDIA_ROOT) / nombre).read_bytes() == b"antes del fork"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_same_batch_ingested_twice_at_once_is_stored_once(postgres, soporte):
+    """Two pollers of one mailbox (its lock lost, say) race on the same mail, in opposite
+    orders: the unique index decides, and the loser answers with the winner's entries."""
+    import threading
+
+    from django.db import connections
+
+    cuenta = CuentaCorreo.objects.create(host="imap.example.com", user="s@example.com")
+    raws = [correo(f"Caso {i}") for i in range(6)]
+    respuestas, errores = {}, []
+
+    def poller(nombre, orden):
+        try:
+            respuestas[nombre] = dict(
+                zip(orden, ingest_lote([raws[i] for i in orden], cuenta=cuenta), strict=True)
+            )
+        except Exception as exc:
+            errores.append(exc)
+        finally:
+            connections.close_all()
+
+    hilos = [
+        threading.Thread(target=poller, args=("a", [0, 1, 2, 3, 4, 5])),
+        threading.Thread(target=poller, args=("b", [5, 4, 3, 2, 1, 0])),
+    ]
+    for hilo in hilos:
+        hilo.start()
+    for hilo in hilos:
+        hilo.join(timeout=60)
+
+    assert errores == []
+    assert DetalleTicket.objects.count() == Ticket.objects.count() == 6
+    assert not CorreoFallido.objects.exists()
+    for i in range(6):
+        a, b = respuestas["a"][i], respuestas["b"][i]
+        assert a.detalle.pk == b.detalle.pk and a.ticket.pk == b.ticket.pk
+        assert sorted([a.duplicado, b.duplicado]) == [False, True]  # one stored it

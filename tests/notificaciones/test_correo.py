@@ -5,7 +5,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from incidencias.ingest import ingest_raw
+from incidencias.ingest import ingest_lote, ingest_raw
 from incidencias.models import CorreoFallido, Notificacion, Ticket
 from incidencias.notificaciones import notificacion_entregar, notificar
 
@@ -97,6 +97,24 @@ def test_a_requester_is_acknowledged_at_most_once_per_window(smtp, regla, settin
     ingest_raw(correo_entrante(asunto="Tres"))
     assert Notificacion.objects.filter(evento=Evento.ACUSE).count() == 2
     assert Ticket.objects.count() == 3
+
+
+def test_a_batch_acknowledges_each_requester_once(smtp, regla):
+    resultados = ingest_lote(
+        [
+            correo_entrante(asunto="Uno"),
+            correo_entrante(asunto="Dos", de="Cliente <CLIENTE@example.org>"),
+            correo_entrante(asunto="Tres", de="Otra <otra@example.org>"),
+        ]
+    )
+    assert all(r.creado for r in resultados)
+    acuses = Notificacion.objects.filter(evento=Evento.ACUSE).order_by("id")
+    assert [(n.ticket_id, n.correo) for n in acuses] == [
+        (resultados[0].ticket.pk, "cliente@example.org"),
+        (resultados[2].ticket.pk, "otra@example.org"),
+    ]
+    assert resultados[0].notificacion_correo.startswith("En cola")
+    assert resultados[1].notificacion_correo == "No emitida"
 
 
 def test_a_reply_to_our_acknowledgement_threads_to_its_ticket(smtp, regla, synology):
