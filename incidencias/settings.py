@@ -330,6 +330,11 @@ CONSUMIDOR_SOLAPAMIENTO_HORAS = env.float("CONSUMIDOR_SOLAPAMIENTO_HORAS", defau
 if not 0 <= CONSUMIDOR_SOLAPAMIENTO_HORAS <= 24 * 90:
     raise ImproperlyConfigured("CONSUMIDOR_SOLAPAMIENTO_HORAS must be between 0 and 2160.")
 
+# RSA private key (PEM) that signs OpenID Connect id_tokens and the JWTs of /v2/auth/gettoken;
+# its public half is published as JWKS, so other systems verify both with it. In a variable,
+# line breaks may be written as "\n"; usually given as OIDC_RSA_PRIVATE_KEY_FILE.
+OIDC_RSA_PRIVATE_KEY = secret("OIDC_RSA_PRIVATE_KEY", default="").replace("\\n", "\n")
+
 # Keys of the encrypted fields: "id:base64(32 bytes)" pairs, comma-separated. New values are
 # written under ENCRYPTION_ACTIVE_KEY (default: the last one); older ids stay to read old rows
 # until `manage.py rotar_clave_cifrado` has re-encrypted them.

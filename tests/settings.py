@@ -6,6 +6,10 @@ os.environ.setdefault("DEBUG", "0")
 os.environ.setdefault("SECRET_KEY", "test-secret-key-not-for-production")
 os.environ.setdefault("ENCRYPTION_KEYS", "t1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=")
 os.environ.setdefault("ALLOWED_HOSTS", "testserver,localhost,127.0.0.1")
+if not os.environ.get("OIDC_RSA_PRIVATE_KEY") and not os.environ.get("OIDC_RSA_PRIVATE_KEY_FILE"):
+    from incidencias.envfile import rsa_pem
+
+    os.environ["OIDC_RSA_PRIVATE_KEY"] = rsa_pem()  # one key per test run
 
 from incidencias.settings import *  # noqa: F403
 from incidencias.settings import INSTALLED_APPS, PASSWORD_HASHERS, STATIC_ROOT
