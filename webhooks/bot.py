@@ -148,10 +148,25 @@ def _sin_cuenta(username: str, user_id: int) -> str:
     ) % {"username": texto_seguro(username, 80), "user_id": user_id}
 
 
+def _usuario_por_login(username: str) -> Usuario | None:
+    """The active internal user (staff, never a customer account) whose login is `username`:
+    exactly, else the only one that differs in case. Two candidates differing only in case
+    link nobody: a chat account must never be tied to someone else's portal user."""
+    candidatos = list(
+        Usuario.objects.filter(username__iexact=username, is_active=True)
+        .exclude(tipo_usuario=Usuario.Tipo.CLIENTE)
+        .order_by("id")[:5]
+    )
+    exacto = [u for u in candidatos if u.username == username]
+    if exacto:
+        return exacto[0]
+    return candidatos[0] if len(candidatos) == 1 else None
+
+
 def bot_atender(*, user_id: int, username: str, texto: str, trigger_word: str = "") -> ResultadoBot:
     """Link the Synology user `user_id`/`username` to the internal user with that login, store
     the id, and answer what they wrote through the chatbot API."""
-    usuario = Usuario.objects.filter(username__iexact=username, is_active=True).first()
+    usuario = _usuario_por_login(username)
     if usuario is None:
         resultado = ResultadoBot(mensaje=f"Usuario {username} no encontrado.", usuario=None)
         try:

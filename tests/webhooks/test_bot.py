@@ -200,6 +200,29 @@ def test_it_maps_by_username_ignoring_case_and_inactive_users(api, synology, jmo
     )
 
 
+def test_it_links_nobody_when_logins_differ_only_in_case_or_belong_to_a_customer(
+    api, synology, jmora
+):
+    Usuario.objects.create_user(username="JMora", password="x")  # another person
+    Usuario.objects.create_user(
+        username="cliente1", password="x", tipo_usuario=Usuario.Tipo.CLIENTE
+    )
+    for user_id in (5, 6, 7):
+        synology.espera("chatbot").respond_with_json(ok_chatbot(user_id))
+
+    exacto = post_json(api, seed_body(username="JMora", user_id=5)).json()
+    ambiguo = post_json(api, seed_body(username="jMORA", user_id=6)).json()
+    cliente = post_json(api, seed_body(username="cliente1", user_id=7)).json()
+
+    assert exacto["message"] == "Usuario JMora actualizado."
+    assert ambiguo["message"] == "Usuario jMORA no encontrado."
+    assert cliente["message"] == "Usuario cliente1 no encontrado."
+    jmora.refresh_from_db()
+    assert jmora.id_synology is None
+    assert Usuario.objects.get(username="JMora").id_synology == 5
+    assert Usuario.objects.get(username="cliente1").id_synology is None
+
+
 def test_it_stores_the_id_that_works_when_the_chatbot_knows_the_user_by_another(
     api, synology, jmora
 ):
