@@ -108,14 +108,17 @@ class CuentaCorreoAdmin(admin.ModelAdmin):
     inlines = [EstadoCarpetaInline]
     actions = ["sondear_ahora", "releer_desde_el_inicio"]
 
-    @admin.action(description=_("Poll now"))
+    @admin.action(description=_("Poll now"), permissions=["change"])
     def sondear_ahora(self, request, queryset):
         for cuenta in queryset.filter(estado=CuentaCorreo.Estado.ACTIVO):
             for resumen in sondear_buzones(cuenta_id=cuenta.pk, solo_vencidas=False):
                 nivel = messages.ERROR if resumen.error else messages.SUCCESS
                 self.message_user(request, str(resumen), nivel)
 
-    @admin.action(description=_("Read the folders again from the start (duplicates are skipped)"))
+    @admin.action(
+        description=_("Read the folders again from the start (duplicates are skipped)"),
+        permissions=["change"],
+    )
     def releer_desde_el_inicio(self, request, queryset):
         borradas, _detalle = EstadoCarpeta.objects.filter(cuenta__in=queryset).delete()
         self.message_user(request, _("%(n)d folder states reset.") % {"n": borradas})
@@ -226,7 +229,11 @@ class CorreoFallidoAdmin(admin.ModelAdmin):
     def has_change_permission(self, request, obj=None):
         return False
 
-    @admin.action(description=_("Reprocess the selected failed mail"))
+    def has_reprocesar_permission(self, request):
+        # The rows are read-only here; reprocessing needs the model's change permission.
+        return request.user.has_perm("incidencias.change_correofallido")
+
+    @admin.action(description=_("Reprocess the selected failed mail"), permissions=["reprocesar"])
     def reprocesar(self, request, queryset):
         for fallido in queryset.filter(reprocesado_en__isnull=True):
             try:
@@ -265,7 +272,13 @@ class NotificacionAdmin(admin.ModelAdmin):
     def error_corto(self, obj):
         return obj.ultimo_error[:120]
 
-    @admin.action(description=_("Retry the selected failed notifications"))
+    def has_reintentar_permission(self, request):
+        # The rows are read-only here; retrying (a mail resent) needs the change permission.
+        return request.user.has_perm("incidencias.change_notificacion")
+
+    @admin.action(
+        description=_("Retry the selected failed notifications"), permissions=["reintentar"]
+    )
     def reintentar(self, request, queryset):
         n = notificacion_reintentar(notificaciones=queryset)
         self.message_user(request, _("%(n)d notifications queued again.") % {"n": n})

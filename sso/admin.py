@@ -168,7 +168,9 @@ class ConsumidorAPIAdmin(admin.ModelAdmin):
             messages.WARNING,
         )
 
-    @admin.action(description=_("Rotate the secret of the selected consumers"))
+    @admin.action(
+        description=_("Rotate the secret of the selected consumers"), permissions=["change"]
+    )
     def rotar(self, request, queryset):
         for consumidor in queryset:
             try:
@@ -193,7 +195,7 @@ class ConsumidorAPIAdmin(admin.ModelAdmin):
                 messages.WARNING,
             )
 
-    @admin.action(description=_("Revoke the selected consumers"))
+    @admin.action(description=_("Revoke the selected consumers"), permissions=["change"])
     def revocar(self, request, queryset):
         for consumidor in queryset:
             consumidores.consumidor_revocar(consumidor=consumidor)
@@ -263,7 +265,7 @@ class DispositivoAdmin(admin.ModelAdmin):
         if pin:
             dispositivos.dispositivo_cambiar_pin(dispositivo=obj, pin=pin)
 
-    @admin.action(description=_("Revoke the selected devices"))
+    @admin.action(description=_("Revoke the selected devices"), permissions=["change"])
     def revocar(self, request, queryset):
         for dispositivo in queryset:
             dispositivos.dispositivo_revocar(dispositivo=dispositivo)
@@ -283,7 +285,7 @@ class TokenUsuarioAdmin(admin.ModelAdmin):
     def has_add_permission(self, request):
         return False
 
-    @admin.action(description=_("Revoke the selected tokens"))
+    @admin.action(description=_("Revoke the selected tokens"), permissions=["change"])
     def revocar(self, request, queryset):
         for token in queryset:
             tokens.token_revocar(token=token)

@@ -46,7 +46,7 @@ class CanalSynologyAdmin(admin.ModelAdmin):
             queryset = queryset.defer("token")  # the list never decrypts tokens
         return queryset
 
-    @admin.action(description=_("Send a test message"))
+    @admin.action(description=_("Send a test message"), permissions=["change"])
     def enviar_prueba(self, request, queryset):
         for canal in queryset.model.objects.filter(pk__in=queryset.values("pk")):
             try:
