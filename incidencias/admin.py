@@ -22,7 +22,7 @@ from .models import (
 )
 from .notificaciones import notificacion_reintentar
 from .selectors import ticket_buscar, tickets_sla
-from .services import ticket_cambiar_estado
+from .services import ticket_asignar, ticket_cambiar_estado
 
 
 class FeriadoInline(admin.TabularInline):
@@ -198,14 +198,21 @@ class TicketAdmin(admin.ModelAdmin):
         return EstadoSLA(obj.estado_sla).label if hasattr(obj, "estado_sla") else ""
 
     def save_model(self, request, obj, form, change):
-        # A change of state goes through the service, which keeps the SLA clock in step.
-        if change and "estado" in form.changed_data:
-            estado, obj.estado = obj.estado, form.initial["estado"]
+        if not change:
             super().save_model(request, obj, form, change)
-            ticket_cambiar_estado(ticket=obj, estado=estado, por=request.user)
-            obj.refresh_from_db()
-        else:
-            super().save_model(request, obj, form, change)
+            return
+        # Only what the form changed is written: the pipeline or the SLA sweep may have written
+        # other fields since the form was loaded. State and assignee go through their services,
+        # which keep the SLA clock in step, note the change in the thread and notify.
+        servicios = {"estado", "asignado"}
+        campos = [f for f in form.changed_data if f not in servicios]
+        if campos:
+            obj.save(update_fields=[*campos, "actualizado"])
+        if "asignado" in form.changed_data:
+            ticket_asignar(ticket=obj, agente=obj.asignado, por=request.user)
+        if "estado" in form.changed_data:
+            ticket_cambiar_estado(ticket=obj, estado=obj.estado, por=request.user)
+        obj.refresh_from_db()
 
     def get_search_results(self, request, queryset, search_term):
         if not search_term:

@@ -2,14 +2,22 @@
 
 from datetime import datetime
 
+from django.conf import settings
 from django.db import transaction
-from django.utils import timezone
+from django.utils import timezone, translation
+from django.utils.translation import gettext as _
 
 from sso.models import Usuario
 
 from .models import DetalleTicket, Notificacion, Ticket
 from .notificaciones import notificar
 from .sla import sla_estado_cambiado, sla_proximo
+
+
+def _nota(texto) -> str:
+    """A note for the ticket's thread, in the site's language whoever triggered it."""
+    with translation.override(settings.LANGUAGE_CODE):
+        return str(texto())
 
 
 def ticket_asignar(*, ticket: Ticket, agente: Usuario | None, por: Usuario | None = None) -> Ticket:
@@ -25,8 +33,12 @@ def ticket_asignar(*, ticket: Ticket, agente: Usuario | None, por: Usuario | Non
             ticket=ticket,
             tipo=DetalleTicket.Tipo.EVENTO,
             autor=por,
-            texto=(
-                f"Asignado a {agente.nombre or agente.username}" if agente else "Devuelto a la cola"
+            texto=_nota(
+                lambda: (
+                    _("Assigned to %(agente)s") % {"agente": agente.nombre or agente.username}
+                    if agente
+                    else _("Back to the queue")
+                )
             ),
         )
         if agente is not None:
@@ -56,7 +68,15 @@ def ticket_cambiar_estado(*, ticket: Ticket, estado: str, por: Usuario | None = 
             ticket=ticket,
             tipo=DetalleTicket.Tipo.EVENTO,
             autor=por,
-            texto=f"Estado: {anterior} → {estado}",
+            texto=_nota(
+                lambda: (
+                    _("State: %(anterior)s → %(estado)s")
+                    % {
+                        "anterior": Ticket.Estado(anterior).label,
+                        "estado": Ticket.Estado(estado).label,
+                    }
+                )
+            ),
         )
     return ticket
 

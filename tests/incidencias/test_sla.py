@@ -190,8 +190,8 @@ def test_it_stops_the_clock_while_waiting_on_the_customer(soporte, politica, ana
     assert ticket.vence_resolucion == cr(LUNES, "15:30")
     assert ticket.sla_proximo == cr(LUNES, "09:06")
     assert list(ticket.detalles.values_list("texto", flat=True)) == [
-        "Estado: nuevo → en_espera",
-        "Estado: en_espera → abierto",
+        "Estado: nuevo → en espera del cliente",
+        "Estado: en espera del cliente → abierto",
     ]
 
 
@@ -426,3 +426,26 @@ def test_it_raises_each_event_once_under_concurrent_sweeps(
     unicos = Notificacion.objects.filter(evento=Evento.SLA_INCUMPLIDO, unico__contains=":primera")
     assert unicos.exclude(unico__contains="#").count() == len(tickets)
     assert Notificacion.objects.filter(evento=Evento.SLA_INCUMPLIDO).count() == 4 * len(tickets)
+
+
+def test_the_admin_assigns_through_the_service(soporte, politica, admin_client, ana):
+    ticket = nuevo_ticket(soporte, cr(MARTES, "08:00"))
+    url = f"/admin/incidencias/ticket/{ticket.pk}/change/"
+    form = admin_client.get(url).context["adminform"].form
+    datos = {k: v for k, v in form.initial.items() if v is not None and k in form.fields}
+    datos.update(asignado=str(ana.pk), participantes="[]")
+    datos.update(
+        {
+            "detalles-TOTAL_FORMS": "0",
+            "detalles-INITIAL_FORMS": "0",
+            "detalles-MIN_NUM_FORMS": "0",
+            "detalles-MAX_NUM_FORMS": "1000",
+        }
+    )
+    respuesta = admin_client.post(url, datos)
+
+    assert respuesta.status_code == 302, respuesta.content.decode()[:2000]
+    ticket.refresh_from_db()
+    assert ticket.asignado == ana
+    assert list(ticket.detalles.values_list("texto", flat=True)) == ["Asignado a ana"]
+    assert Notificacion.objects.filter(evento="asignacion", usuario=ana).exists()
