@@ -121,8 +121,8 @@ if DATABASE_URL:
         # Statements on server-bound cursors are prepared once they have run 5 times on a
         # connection. Django's own cursors bind on the client and never prepare; the few
         # hand-written statements of every API call do (incidencias.db.cursor_preparado).
-        # Set 0 behind a pooler that cannot keep prepared statements (PgBouncer in
-        # transaction mode before 1.21).
+        # DATABASE_PREPARED_STATEMENTS=0 behind a pooler that cannot keep prepared statements
+        # (PgBouncer in transaction mode before 1.21).
         _options.setdefault("prepare_threshold", 5)
     if env.bool("DATABASE_SERVER_SIDE_BINDING", default=False):
         # Every ORM statement bound on the server too (and so prepared, with the above).

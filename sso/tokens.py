@@ -137,6 +137,8 @@ def _leer_sql(connection, lector) -> str:
 
 
 _leer_sql_por_vendor: dict[str, str] = {}
+# Where the token's secret hash is in a row of _LEER_SQL (the token's columns come first).
+_COLUMNA_HASH = [f.name for f in TokenUsuario._meta.concrete_fields].index("secreto_hash")
 _MODELOS_LEIDOS = (("t", TokenUsuario), ("u", Usuario), ("s", Sistema))
 
 
@@ -156,7 +158,7 @@ def token_autenticar(raw: str, *, tocar: bool = True) -> TokenUsuario | None:
     with cursor_preparado(connection.alias) as cursor:
         cursor.execute(_leer_sql(connection, lector), [int(ident)])
         row = cursor.fetchone()
-    expected = row[2] if row else "0" * 64  # secreto_hash, third column of the token
+    expected = row[_COLUMNA_HASH] if row else "0" * 64
     if not hmac.compare_digest(_hash(secret), expected) or row is None:
         return None
     token, usuario, sistema = lector.instancias(connection, row)

@@ -262,3 +262,18 @@ def test_it_revokes_a_device_and_its_tokens(movil, usuario):
     dispositivo_revocar(dispositivo=movil)
     assert token_autenticar(raw) is None
     assert not dispositivo_verificar_pin(dispositivo=movil, pin="1234")
+
+
+def test_the_hand_written_statements_name_every_column_of_the_token():
+    """_ENTRAR_SQL and _RENOVAR_SQL insert a token by hand (PostgreSQL): a field added to the
+    model must be added to them too, or sign-ins would fail only in production."""
+    import re
+
+    from sso import tokens
+
+    columnas = {f.column for f in TokenUsuario._meta.concrete_fields} - {"id"}
+    for sql in (tokens._ENTRAR_SQL, tokens._RENOVAR_SQL):
+        insertadas = re.search(r"INSERT INTO sso_tokenusuario\s*\(([^)]*)\)", sql).group(1)
+        assert {c.strip() for c in insertadas.split(",")} == columnas
+    assert TokenUsuario._meta.db_table == "sso_tokenusuario"
+    assert Usuario._meta.db_table == "sso_usuario"
