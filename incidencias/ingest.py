@@ -531,17 +531,33 @@ def _numerar_y_asignar(tickets: list[Ticket], ahora) -> None:
     for ticket in tickets:
         if ticket.departamento_id is not None:
             por_departamento.setdefault(ticket.departamento_id, []).append(ticket)
-    vencimientos: dict[tuple[int, str], tuple | None] = {}
+    plazos: dict[tuple[int, str], dict | None] = {}
     for departamento_id in sorted(por_departamento):  # queue rows locked in id order
         del_departamento = por_departamento[departamento_id]
         agentes = _agentes(del_departamento[0].departamento, len(del_departamento))
         for ticket, agente_id in zip(del_departamento, agentes, strict=True):
             ticket.asignado_id = agente_id
             clave = (departamento_id, ticket.prioridad)
-            if clave not in vencimientos:  # the same start, policy and calendar: same dates
-                vencimientos[clave] = _vencimientos(ticket, ahora)
-            if vencimientos[clave]:
-                ticket.vence_primera_respuesta, ticket.vence_resolucion = vencimientos[clave]
+            if clave not in plazos:  # the same start, policy and calendar: the same clock
+                plazos[clave] = (
+                    {campo: getattr(ticket, campo) for campo in _CAMPOS_SLA}
+                    if _vencimientos(ticket, ahora)
+                    else None
+                )
+            for campo, valor in (plazos[clave] or {}).items():
+                setattr(ticket, campo, valor)
+
+
+# What `sla.sla_fijar_plazos` sets on a new ticket: every ticket of a batch with the same
+# department and priority gets the same values (the due dates, the warnings, the sweep's next
+# moment).
+_CAMPOS_SLA = (
+    "vence_primera_respuesta",
+    "aviso_primera_respuesta",
+    "vence_resolucion",
+    "aviso_resolucion",
+    "sla_proximo",
+)
 
 
 def _vencimientos(ticket: Ticket, ahora) -> tuple | None:

@@ -1420,6 +1420,36 @@ def test_it_sets_the_sla_due_dates_of_a_new_ticket(
     assert ticket.vence_resolucion == cr(14, 15, 30)
 
 
+def test_every_new_ticket_of_a_batch_gets_the_whole_sla_clock(
+    db, soporte, cuenta_soporte, laboral, monkeypatch
+):
+    PoliticaSLA.objects.create(
+        departamento=soporte,
+        prioridad=Prioridad.NORMAL,
+        primera_respuesta_min=60,
+        resolucion_min=480,
+        calendario=laboral,
+    )
+    monkeypatch.setattr(timezone, "now", lambda: cr(10, 9, 0).astimezone(UTC))  # Friday
+
+    resultados = lote(
+        [correo(f"Caso {i}", message_id=mid()) for i in range(3)], cuenta=cuenta_soporte
+    )
+
+    relojes = {
+        (
+            t.vence_primera_respuesta,
+            t.aviso_primera_respuesta,
+            t.vence_resolucion,
+            t.aviso_resolucion,
+            t.sla_proximo,
+        )
+        for t in Ticket.objects.filter(pk__in=[r.ticket.pk for r in resultados])
+    }
+    # 80% of one business hour after 09:00: the warning at 09:48, the sweep's first moment.
+    assert relojes == {(cr(10, 10, 0), cr(10, 9, 48), cr(10, 17, 0), cr(10, 15, 24), cr(10, 9, 48))}
+
+
 def test_it_sets_no_due_dates_without_a_policy_for_the_priority(
     db, soporte, cuenta_soporte, laboral
 ):
