@@ -183,7 +183,7 @@ class Usuario(AbstractUser):
         save limited to `update_fields=["password"]` takes `jwt_valido_desde` along)."""
         super().set_password(raw_password)
         if self.pk is not None and not getattr(self, "_rehashing", False):
-            self.jwt_valido_desde = timezone.now()
+            self._revocar_jwts()
 
     def check_password(self, raw_password):
         # A right password under an old hasher is re-hashed through set_password: the same
@@ -194,15 +194,19 @@ class Usuario(AbstractUser):
         finally:
             self._rehashing = False
 
+    def _revocar_jwts(self):
+        self.jwt_valido_desde = timezone.now()
+        self._jwts_revocados = True
+
     def save(self, *args, **kwargs):
         update_fields = kwargs.get("update_fields")
         campos = set(update_fields) if update_fields is not None else None
-        if self.pk is not None and (campos is None or campos & {"password", "is_active"}):
-            if not self.is_active:  # deactivated (or saved while inactive): JWTs die for good
-                self.jwt_valido_desde = timezone.now()
-            if campos is not None and self.jwt_valido_desde is not None:
-                kwargs["update_fields"] = campos | {"jwt_valido_desde"}
+        if self.pk is not None and not self.is_active and (campos is None or "is_active" in campos):
+            self._revocar_jwts()  # deactivated (or saved while inactive): its JWTs die for good
+        if campos is not None and getattr(self, "_jwts_revocados", False):
+            kwargs["update_fields"] = campos | {"jwt_valido_desde"}
         super().save(*args, **kwargs)
+        self._jwts_revocados = False
 
 
 class ConsumidorAPI(models.Model):

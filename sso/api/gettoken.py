@@ -27,23 +27,20 @@ def expires_iso(valor) -> str:
     return valor.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+class ErrorTokenEntradaSerializer(serializers.Serializer):
+    Field = serializers.CharField(allow_null=True)
+    Code = serializers.CharField()
+    Description = serializers.CharField(allow_null=True)
+    ExplanationValues = serializers.ListField(child=serializers.JSONField())
+
+
 def _envelope_b(name: str, fields: dict | None):
     return inline_serializer(
         name=name,
         fields={
             "IsValid": serializers.BooleanField(),
             "Warnings": serializers.ListField(child=serializers.JSONField()),
-            "Errors": serializers.ListField(
-                child=inline_serializer(
-                    name="ErrorToken",
-                    fields={
-                        "Field": serializers.CharField(allow_null=True),
-                        "Code": serializers.CharField(),
-                        "Description": serializers.CharField(allow_null=True),
-                        "ExplanationValues": serializers.ListField(child=serializers.JSONField()),
-                    },
-                )
-            ),
+            "Errors": serializers.ListField(child=ErrorTokenEntradaSerializer()),
             "ResultData": inline_serializer(name=f"{name}Datos", fields=fields)
             if fields
             else serializers.JSONField(allow_null=True, default=None),
@@ -72,17 +69,18 @@ _TOKEN_DATA = {
 ERROR_B = _envelope_b("ErrorToken", None)
 
 
+class GetTokenSerializer(serializers.Serializer):
+    username = serializers.CharField(max_length=254, help_text="Email (or login).")
+    password = serializers.CharField(max_length=1024, trim_whitespace=False)
+    virtual_operator = serializers.CharField(max_length=60)
+
+
 class GetTokenView(ConsumoAPIView):
     envelope = ENVELOPE_B
     authentication_classes = []
     permission_classes = [AllowAny]
     throttle_classes = []  # the sign-in lockout limits it
     id_bitacora_en_respuesta = False
-
-    class InputSerializer(serializers.Serializer):
-        username = serializers.CharField(max_length=254, help_text="Email (or login).")
-        password = serializers.CharField(max_length=1024, trim_whitespace=False)
-        virtual_operator = serializers.CharField(max_length=60)
 
     @extend_schema(
         operation_id="auth_gettoken",
@@ -93,7 +91,7 @@ class GetTokenView(ConsumoAPIView):
         "other than JSON): 400; a body too large: 413; too many failures: 429.",
         tags=["Token"],
         auth=[],
-        request=InputSerializer,
+        request=GetTokenSerializer,
         responses={
             200: _envelope_b("GetToken", _TOKEN_DATA),
             400: OpenApiResponse(
@@ -148,7 +146,7 @@ class GetTokenView(ConsumoAPIView):
         ],
     )
     def post(self, request):
-        datos = self.validar(self.InputSerializer, request.data)
+        datos = self.validar(GetTokenSerializer, request.data)
         try:
             emitido = jwt_solicitar(
                 identificador=datos["username"],

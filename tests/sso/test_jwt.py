@@ -12,7 +12,7 @@ import pytest
 import time_machine
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from django.contrib.auth.hashers import MD5PasswordHasher
+from django.contrib.auth.hashers import MD5PasswordHasher, make_password
 from django.core.cache import cache
 from django.utils.http import urlsafe_base64_encode
 from rest_framework import exceptions
@@ -463,6 +463,28 @@ def test_signing_in_again_does_not_revoke_tokens(integracion, token, at_now):
     integracion.last_login = NOW
     integracion.save()
     assert jwt_autenticar(token) == integracion
+
+
+def test_a_hash_upgrade_at_sign_in_does_not_revoke_tokens(integracion, token, at_now):
+    at_now.shift(60)
+    Usuario.objects.filter(pk=integracion.pk).update(
+        password=make_password(PASSWORD, hasher="pbkdf2_sha256")
+    )
+    integracion.refresh_from_db()
+    assert integracion.check_password(PASSWORD)  # re-hashed with the preferred hasher
+    integracion.refresh_from_db()
+    assert integracion.password.startswith("md5$")
+    assert jwt_autenticar(token) == integracion
+
+
+def test_a_stale_copy_saving_other_fields_keeps_the_revocation(integracion, token, at_now):
+    copia = Usuario.objects.get(pk=integracion.pk)
+    at_now.shift(60)
+    integracion.set_password("Otra-clave-larga-9")
+    integracion.save(update_fields=["password"])
+    copia.is_active = True
+    copia.save(update_fields=["is_active", "nombre"])
+    assert refused(token) == "Token revocado."
 
 
 def test_verifying_a_token_costs_one_query(integracion, token, at_now, django_assert_num_queries):
