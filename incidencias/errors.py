@@ -15,13 +15,14 @@ from django.views.decorators.csrf import csrf_exempt
 from rest_framework.exceptions import NotFound
 
 from sso import bitacora
-from sso.api.envelopes import ENVELOPE_A, Envelope
+from sso.api.envelopes import ENVELOPE_A, ENVELOPE_B, Envelope
 
 logger = logging.getLogger("incidencias.api")
 
 # Path prefix -> envelope of the family mounted there; the longest match wins.
 API_FAMILIES: list[tuple[str, Envelope]] = [
     ("/api/", ENVELOPE_A),
+    ("/v2/", ENVELOPE_B),
 ]
 
 
@@ -49,10 +50,13 @@ def envelope_for(path: str) -> Envelope | None:
 def _api_error(request, envelope: Envelope, status_code: int) -> JsonResponse:
     started = time.perf_counter()
     body = envelope.error(status_code=status_code, message=envelope.message_for(status_code))
+    status_code = envelope.http_status(status_code)
     if envelope is ENVELOPE_A:
         body["id_bitacora_log"] = bitacora.bitacora_de_solicitud(
             request, estado=status_code, inicio=started
         )
+    elif envelope is ENVELOPE_B:  # audited too, without an id in the answer
+        bitacora.bitacora_de_solicitud(request, estado=status_code, inicio=started)
     return JsonResponse(
         body,
         status=status_code,

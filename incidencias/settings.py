@@ -334,6 +334,13 @@ if not 0 <= CONSUMIDOR_SOLAPAMIENTO_HORAS <= 24 * 90:
 # its public half is published as JWKS, so other systems verify both with it. In a variable,
 # line breaks may be written as "\n"; usually given as OIDC_RSA_PRIVATE_KEY_FILE.
 OIDC_RSA_PRIVATE_KEY = secret("OIDC_RSA_PRIVATE_KEY", default="").replace("\\n", "\n")
+# JWTs of /v2/auth/gettoken (RS256, signed with the key above): minutes they last, and the
+# `iss` and `aud` claims they carry; a JWT whose `iss` or `aud` differ is refused.
+JWT_LIFETIME_MINUTES = env.int("JWT_LIFETIME_MINUTES", default=120)
+if not 1 <= JWT_LIFETIME_MINUTES <= 24 * 60:
+    raise ImproperlyConfigured("JWT_LIFETIME_MINUTES must be between 1 and 1440.")
+JWT_ISSUER = env.str("JWT_ISSUER", default="") or SITE_URL.rstrip("/")
+JWT_AUDIENCE = env.str("JWT_AUDIENCE", default="") or f"{SITE_URL.rstrip('/')}/api"
 
 # Keys of the encrypted fields: "id:base64(32 bytes)" pairs, comma-separated. New values are
 # written under ENCRYPTION_ACTIVE_KEY (default: the last one); older ids stay to read old rows

@@ -5,6 +5,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from sso.api.acceso import AccesoView, RefreshUserTokenView
 from sso.api.adi import GenerateTokenView, SetTokenView, ValidarTokenView
+from sso.api.gettoken import GetTokenView
 from sso.api.password import PasswordForgotView, PasswordResetView
 from sso.api.usuarios import UsuarioInternoGetView
 from webhooks.api import ConfigurarIdUsuarioView
@@ -37,6 +38,7 @@ api_consumo = [
 api_fallback = [
     # Unknown API paths answer in their family's envelope, in DEBUG too.
     re_path(r"^api/", not_found),
+    re_path(r"^v2/", not_found),
 ]
 
 urlpatterns = [
@@ -44,6 +46,7 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     path("api/", include(api_consumo)),
+    path("v2/auth/gettoken", GetTokenView.as_view(), name="auth-gettoken"),
     path("i18n/", include("django.conf.urls.i18n")),
     path("admin/", admin.site.urls),
     *api_fallback,

@@ -11,6 +11,7 @@ import hashlib
 import logging
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import lru_cache
@@ -243,13 +244,8 @@ def acceso_normal(*, sistema: Sistema, identificador: str, password: str, ip: st
     claves = [clave_cuenta, intentos_clave_ip(ip=ip)]
     fallos = _refuse_if_locked(claves=claves)  # before any hasher runs
 
-    if usuario is None or not usuario.has_usable_password():
-        _burn_hasher(password)
-        motivo = "unknown user" if usuario is None else "no usable password"
-    elif not usuario.is_active:
-        check_password(password, usuario.password)  # same cost; no hash upgrade for them
-        motivo = "inactive user"
-    elif usuario.check_password(password):  # upgrades an old hash on success
+    motivo = _password_rechazo(usuario=usuario, password=password)
+    if motivo is None:
         return _grant(
             usuario=usuario,
             sistema=sistema,
@@ -257,8 +253,52 @@ def acceso_normal(*, sistema: Sistema, identificador: str, password: str, ip: st
             clave_cuenta=clave_cuenta,
             fallos_cuenta=fallos[clave_cuenta],
         )
-    else:
-        motivo = "wrong password"
+    intentos_fallo(claves=claves, motivo=motivo)
+    raise CredencialesInvalidas()
+
+
+@sensitive_variables("password")
+def _password_rechazo(*, usuario: Usuario | None, password: str) -> str | None:
+    """Why `password` does not let `usuario` in, or None if it does. Costs one hasher run in
+    every case (an unknown user too); upgrades an old hash on success."""
+    if usuario is None or not usuario.has_usable_password():
+        _burn_hasher(password)
+        return "unknown user" if usuario is None else "no usable password"
+    if not usuario.is_active:
+        check_password(password, usuario.password)  # same cost; no hash upgrade for them
+        return "inactive user"
+    if usuario.check_password(password):
+        return None
+    return "wrong password"
+
+
+@sensitive_variables("password")
+def acceso_password(
+    *,
+    identificador: str,
+    password: str,
+    ip: str | None,
+    comprobar: Callable[[Usuario], bool] | None = None,
+) -> Usuario:
+    """The active user with this login or email and password, under the same lockout and
+    timing as `acceso_normal` (for sign-ins that are not into a product, such as the JWT of
+    /v2/auth/gettoken). `comprobar`, run after the password matched, may refuse the user
+    anyway; its refusal is counted and answered like a wrong password.
+
+    Raises AccesoBloqueado or CredencialesInvalidas.
+    """
+    usuario = _find_usuario(identificador)
+    clave_cuenta = intentos_clave_cuenta(identificador=identificador, usuario=usuario)
+    claves = [clave_cuenta, intentos_clave_ip(ip=ip)]
+    fallos = _refuse_if_locked(claves=claves)  # before any hasher runs
+
+    motivo = _password_rechazo(usuario=usuario, password=password)
+    if motivo is None and comprobar is not None and not comprobar(usuario):
+        motivo = "refused after the password matched"
+    if motivo is None:
+        if fallos[clave_cuenta]:
+            intentos_reiniciar(clave=clave_cuenta)
+        return usuario
     intentos_fallo(claves=claves, motivo=motivo)
     raise CredencialesInvalidas()
 

@@ -12,6 +12,7 @@ from .models import (
     ConsumidorAPI,
     Departamento,
     Dispositivo,
+    OperadorVirtual,
     Rol,
     Sistema,
     SolicitudADI,
@@ -54,10 +55,24 @@ class SistemaAdmin(admin.ModelAdmin):
     search_fields = ["alias", "nombre", "dominio"]
 
 
+@admin.register(OperadorVirtual)
+class OperadorVirtualAdmin(admin.ModelAdmin):
+    list_display = ["alias", "nombre", "activo"]
+    list_filter = ["activo"]
+    search_fields = ["alias", "nombre"]
+
+
 @admin.register(Usuario)
 class UsuarioAdmin(UserAdmin):
     list_display = ["username", "nombre", "email", "departamento", "jefe", "is_active"]
-    list_filter = ["departamento", "tipo_usuario", "jefe", "acceso_ticket", "is_active"]
+    list_filter = [
+        "departamento",
+        "tipo_usuario",
+        "jefe",
+        "acceso_ticket",
+        "is_active",
+        "operador_virtual",
+    ]
     search_fields = ["username", "nombre", "email", "cedula"]
     list_select_related = ["departamento"]
     filter_horizontal = ["accesos_sistemas", "groups", "user_permissions"]
@@ -75,12 +90,14 @@ class UsuarioAdmin(UserAdmin):
                     "jefe",
                     "acceso_ticket",
                     "accesos_sistemas",
+                    "operador_virtual",
+                    "jwt_valido_desde",
                 ]
             },
         ),
         (_("Contact"), {"fields": ["phone", "movil", "ext", "id_synology"]}),
     ]
-    readonly_fields = ["last_login", "date_joined"]
+    readonly_fields = ["last_login", "date_joined", "jwt_valido_desde"]
 
 
 class ConsumidorForm(forms.ModelForm):

@@ -87,6 +87,24 @@ class Sistema(models.Model):
         return self.nombre or self.alias
 
 
+class OperadorVirtual(models.Model):
+    """A tenant of the JWT API (seed 001's `virtual_operator`): integrations name its alias
+    when they ask for a token, and the token carries it."""
+
+    alias = models.SlugField(_("alias"), max_length=60, unique=True)
+    nombre = models.CharField(_("name"), max_length=120)
+    activo = models.BooleanField(_("active"), default=True)
+    creado = models.DateTimeField(_("created"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("virtual operator")
+        verbose_name_plural = _("virtual operators")
+        ordering = ["alias"]
+
+    def __str__(self):
+        return self.nombre or self.alias
+
+
 class Usuario(AbstractUser):
     """An internal user. `username` is the seed's `login`."""
 
@@ -125,6 +143,21 @@ class Usuario(AbstractUser):
     )
     id_synology = models.PositiveBigIntegerField(_("Synology Chat user id"), null=True, blank=True)
     ultima_ip = models.GenericIPAddressField(_("last IP address"), null=True, blank=True)
+    # One tenant per user: a token names exactly one operator. None: DEFAULT_VIRTUAL_OPERATOR.
+    operador_virtual = models.ForeignKey(
+        OperadorVirtual,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="usuarios",
+        verbose_name=_("virtual operator"),
+        help_text=_("Empty: the default virtual operator (DEFAULT_VIRTUAL_OPERATOR)."),
+    )
+    # JWTs issued (`iat`) before this second are refused; moved on a password change and
+    # whenever an inactive user is saved.
+    jwt_valido_desde = models.DateTimeField(
+        _("JWTs valid from"), null=True, blank=True, editable=False
+    )
 
     class Meta(AbstractUser.Meta):
         verbose_name = _("user")
@@ -144,6 +177,36 @@ class Usuario(AbstractUser):
     @property
     def status(self) -> str:
         return "ACTIVO" if self.is_active else "INACTIVO"
+
+    def set_password(self, raw_password):
+        """Set the password and revoke the user's earlier JWTs (saved with the password: a
+        save limited to `update_fields=["password"]` takes `jwt_valido_desde` along)."""
+        super().set_password(raw_password)
+        if self.pk is not None and not getattr(self, "_rehashing", False):
+            self._revocar_jwts()
+
+    def check_password(self, raw_password):
+        # A right password under an old hasher is re-hashed through set_password: the same
+        # password, so the user's JWTs stay valid.
+        self._rehashing = True
+        try:
+            return super().check_password(raw_password)
+        finally:
+            self._rehashing = False
+
+    def _revocar_jwts(self):
+        self.jwt_valido_desde = timezone.now()
+        self._jwts_revocados = True
+
+    def save(self, *args, **kwargs):
+        update_fields = kwargs.get("update_fields")
+        campos = set(update_fields) if update_fields is not None else None
+        if self.pk is not None and not self.is_active and (campos is None or "is_active" in campos):
+            self._revocar_jwts()  # deactivated (or saved while inactive): its JWTs die for good
+        if campos is not None and getattr(self, "_jwts_revocados", False):
+            kwargs["update_fields"] = campos | {"jwt_valido_desde"}
+        super().save(*args, **kwargs)
+        self._jwts_revocados = False
 
 
 class ConsumidorAPI(models.Model):

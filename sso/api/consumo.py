@@ -106,6 +106,8 @@ class ConsumoAPIView(APIView):
     parser_classes = [JSONParser]
     permiso: str = ""
     max_body_bytes: int | None = None
+    # Whether answers carry their audit row's id (`id_bitacora_log`, envelope A).
+    id_bitacora_en_respuesta = True
 
     def dispatch(self, request, *args, **kwargs):
         self._started = time.perf_counter()
@@ -145,7 +147,11 @@ class ConsumoAPIView(APIView):
         response = super().finalize_response(request, response, *args, **kwargs)
         entry_id = self._log(request, response)
         data = getattr(response, "data", None)
-        if isinstance(data, dict) and data != ENVELOPE_A.UNAUTHORIZED:
+        if (
+            self.id_bitacora_en_respuesta
+            and isinstance(data, dict)
+            and data != ENVELOPE_A.UNAUTHORIZED
+        ):
             data["id_bitacora_log"] = entry_id
         return response
 

@@ -50,6 +50,10 @@ class Envelope:
     def success(self, *, data=None, message: str = "", status_code: int = 200) -> dict:
         return {"success": True, "message": message, "data": data}
 
+    def http_status(self, status_code: int) -> int:
+        """The HTTP status this family answers for an error of `status_code`."""
+        return status_code
+
 
 class EnvelopeA(Envelope):
     """Consumo (seed 000): `{data, status, message, code, id_bitacora_log}`."""
@@ -71,6 +75,69 @@ class EnvelopeA(Envelope):
 
 
 ENVELOPE_A = EnvelopeA()
+
+
+class EnvelopeB(Envelope):
+    """Token (seed 001): `{IsValid, Warnings, Errors, ResultData, ResultCode}`.
+
+    The family has no message: what other families say in `message` is here an error's `Code`
+    (`IdentificationDoesNotMatch`, or one per status below). Field errors become one entry per
+    field, with the reason in `Description`. `ResultCode` is the HTTP status, which is 400 for
+    anything wrong with the request itself (validation and content type included), or 413.
+    """
+
+    messages = {
+        400: "InvalidRequest",
+        401: "Unauthorized",
+        403: "Forbidden",
+        404: "NotFound",
+        405: "MethodNotAllowed",
+        406: "NotAcceptable",
+        411: "LengthRequired",
+        413: "RequestTooLarge",
+        415: "UnsupportedMediaType",
+        422: "InvalidValue",
+        429: "TooManyRequests",
+        500: "InternalError",
+    }
+    _STATUS = {415: 400, 422: 400}
+
+    def http_status(self, status_code: int) -> int:
+        return self._STATUS.get(status_code, status_code)
+
+    @staticmethod
+    def entry(code: str, *, field: str | None = None, description: str | None = None) -> dict:
+        return {"Field": field, "Code": code, "Description": description, "ExplanationValues": []}
+
+    def error(self, *, status_code: int, message: str, errors=None, data=None) -> dict:
+        if errors:
+            entries = [
+                self.entry(message, field=None if field == "non_field_errors" else field,
+                           description=" ".join(map(str, reasons)) if isinstance(reasons, list)
+                           else str(reasons))
+                for field, reasons in errors.items()
+            ]  # fmt: skip
+        else:
+            entries = [self.entry(message)]
+        return {
+            "IsValid": False,
+            "Warnings": [],
+            "Errors": entries,
+            "ResultData": None,
+            "ResultCode": self.http_status(status_code),
+        }
+
+    def success(self, *, data=None, message: str = "", status_code: int = 200) -> dict:
+        return {
+            "IsValid": True,
+            "Warnings": [],
+            "Errors": [],
+            "ResultData": data,
+            "ResultCode": status_code,
+        }
+
+
+ENVELOPE_B = EnvelopeB()
 
 
 class ApiError(exceptions.APIException):
@@ -143,7 +210,7 @@ def error_response(envelope: Envelope, exc) -> Response:
     message = getattr(exc, "envelope_message", None) or envelope.message_for(status_code)
     data = getattr(exc, "envelope_data", None)
     body = envelope.error(status_code=status_code, message=message, errors=errors, data=data)
-    return Response(body, status=status_code, headers=headers)
+    return Response(body, status=envelope.http_status(status_code), headers=headers)
 
 
 def exception_handler(exc, context):
