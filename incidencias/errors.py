@@ -15,13 +15,16 @@ from django.views.decorators.csrf import csrf_exempt
 from rest_framework.exceptions import NotFound
 
 from sso import bitacora
-from sso.api.envelopes import ENVELOPE_A, Envelope
+from sso.api.envelopes import ENVELOPE_A, ENVELOPE_D, Envelope
 
 logger = logging.getLogger("incidencias.api")
 
 # Path prefix -> envelope of the family mounted there; the longest match wins.
 API_FAMILIES: list[tuple[str, Envelope]] = [
     ("/api/", ENVELOPE_A),
+    ("/api/auth/", ENVELOPE_D),
+    ("/api/user", ENVELOPE_D),
+    ("/api/app-sessions", ENVELOPE_D),
 ]
 
 
