@@ -19,6 +19,7 @@ page) use `dosfa_requerido`, `dosfa_iniciar`, `dosfa_verificar` and `dosfa_reenv
 import base64
 import hashlib
 import logging
+import math
 import re
 import secrets
 import time
@@ -313,7 +314,7 @@ def dosfa_reenviar(*, temp_token: str, metodo: str) -> IntentoDosfa:
             espera = intento.expira - ahora
         else:
             espera = intento.ultimo_envio + pausa - ahora
-        raise ReenvioLimitado(max(1, int(espera.total_seconds()) + 1))
+        raise ReenvioLimitado(max(1, math.ceil(espera.total_seconds())))
     intento.enviado_a = _enviar_codigo(intento=intento, metodo=metodo)
     intento.metodo = metodo
     return intento

@@ -81,9 +81,10 @@ def sesion_terminar(*, usuario: Usuario, id_sesion: str) -> None:
             hechos = TokenUsuario.objects.filter(
                 pk=int(id_sesion[6:]), usuario=usuario, revocado__isnull=True
             ).update(revocado=ahora)
-            SesionApp.objects.filter(token_id=int(id_sesion[6:]), terminado__isnull=True).update(
-                terminado=ahora
-            )
+            if hechos:
+                SesionApp.objects.filter(
+                    token_id=int(id_sesion[6:]), usuario=usuario, terminado__isnull=True
+                ).update(terminado=ahora)
     elif id_sesion.isascii() and id_sesion.isdigit() and len(id_sesion) < 19:
         hechos = SesionApp.objects.filter(
             pk=int(id_sesion), usuario=usuario, terminado__isnull=True

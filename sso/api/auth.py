@@ -339,7 +339,7 @@ class LoginView(PublicAuthAPIView):
             _ej("Sin 2FA", _LOGIN_OK),
             _ej("Con 2FA", _LOGIN_2FA),
             _error(401, CREDENCIALES_INVALIDAS),
-            _error(422, "Error de validación.", {"password": ["Este campo es requerido."]}),
+            _error(422, "Error de validación.", {"password": ["Este campo es obligatorio."]}),
         ],
     )
     def post(self, request):
