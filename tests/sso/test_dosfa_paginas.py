@@ -144,3 +144,9 @@ def test_the_next_parameter_cannot_leave_the_site(client, staff):
     totp = pyotp.TOTP(secret_on(client.get(ENROL).content.decode()))
     page = client.post(ENROL, {"code": totp.now(), "next": "https://evil.example.com/"})
     assert "evil.example.com" not in page.content.decode()
+
+
+@pytest.mark.parametrize("model", ["dispositivocodigo", "dispositivototp", "sesionapp"])
+def test_admin_lists_second_factors_and_app_sessions(admin_client, model):
+    assert admin_client.get(f"/admin/sso/{model}/").status_code == 200
+    assert admin_client.get(f"/admin/sso/{model}/add/").status_code in (200, 403)
