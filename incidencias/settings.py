@@ -69,6 +69,7 @@ INSTALLED_APPS = [
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "django_otp",
     "django_celery_beat",
     "sso",
     "incidencias",
@@ -84,6 +85,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
+    "sso.middleware.DosfaStaffMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -329,6 +332,42 @@ CONSUMIDOR_CACHE_SECONDS = env.float("CONSUMIDOR_CACHE_SECONDS", default=5.0)
 CONSUMIDOR_SOLAPAMIENTO_HORAS = env.float("CONSUMIDOR_SOLAPAMIENTO_HORAS", default=24.0)
 if not 0 <= CONSUMIDOR_SOLAPAMIENTO_HORAS <= 24 * 90:
     raise ImproperlyConfigured("CONSUMIDOR_SOLAPAMIENTO_HORAS must be between 0 and 2160.")
+
+# --- Two-factor authentication and the login API (sso.dosfa, /api/auth/...) -----------------
+# Codes sent by email or SMS: 6 digits, valid this many minutes, single-use, bound to the login
+# attempt (`temp_token`) they were sent for. A `temp_token` is burnt after this many wrong codes.
+TWO_FACTOR_CODE_MINUTES = env.int("TWO_FACTOR_CODE_MINUTES", default=10)
+TWO_FACTOR_MAX_WRONG = env.int("TWO_FACTOR_MAX_WRONG", default=5)
+# Resending a code: at least this many seconds after the previous one, at most this many sends
+# per login attempt.
+TWO_FACTOR_RESEND_SECONDS = env.int("TWO_FACTOR_RESEND_SECONDS", default=60)
+TWO_FACTOR_MAX_SENDS = env.int("TWO_FACTOR_MAX_SENDS", default=5)
+if min(TWO_FACTOR_CODE_MINUTES, TWO_FACTOR_MAX_WRONG, TWO_FACTOR_MAX_SENDS) < 1:
+    raise ImproperlyConfigured("TWO_FACTOR_* minutes and counts must be at least 1.")
+# Staff must sign in with a second factor: without a confirmed device they are sent to the
+# enrolment page (admin and staff pages), and the login API mails them a code meanwhile.
+TWO_FACTOR_STAFF_REQUIRED = env.bool("TWO_FACTOR_STAFF_REQUIRED", default=False)
+# The issuer name authenticator apps show next to the account.
+TWO_FACTOR_ISSUER = env.str("TWO_FACTOR_ISSUER", default="Atención de Incidencias")
+# SMS codes: "console" prints them (development); "http" posts them to SMS_GATEWAY_URL as JSON
+# `{"to", "from", "text"}` with HTTP Basic credentials (see README).
+SMS_BACKEND = env.str("SMS_BACKEND", default="console")
+if SMS_BACKEND not in ("console", "http"):
+    raise ImproperlyConfigured(f"SMS_BACKEND {SMS_BACKEND!r}: use console or http.")
+SMS_GATEWAY_URL = env.str("SMS_GATEWAY_URL", default="")
+SMS_GATEWAY_USER = env.str("SMS_GATEWAY_USER", default="")
+SMS_GATEWAY_PASSWORD = secret("SMS_GATEWAY_PASSWORD", default="")
+SMS_SENDER = env.str("SMS_SENDER", default="Incidencias")
+SMS_TIMEOUT = env.float("SMS_TIMEOUT", default=10.0)
+SMS_RETRIES = env.int("SMS_RETRIES", default=2)
+if SMS_BACKEND == "http" and not SMS_GATEWAY_URL:
+    raise ImproperlyConfigured("SMS_BACKEND=http needs SMS_GATEWAY_URL.")
+# POST /api/auth/register: open to anyone, or closed (403). New accounts are customers, never
+# staff, and join this group (its permissions are the `permissions` the login API returns).
+REGISTRATION_OPEN = env.bool("REGISTRATION_OPEN", default=False)
+REGISTRATION_GROUP = env.str("REGISTRATION_GROUP", default="user")
+# Pages that need a signed-in user send others here (the admin's login page by default).
+LOGIN_URL = env.str("LOGIN_URL", default="/admin/login/")
 
 # RSA private key (PEM) that signs OpenID Connect id_tokens and the JWTs of /v2/auth/gettoken;
 # its public half is published as JWKS, so other systems verify both with it. In a variable,

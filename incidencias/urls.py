@@ -5,9 +5,22 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from sso.api.acceso import AccesoView, RefreshUserTokenView
 from sso.api.adi import GenerateTokenView, SetTokenView, ValidarTokenView
+from sso.api.auth import (
+    LoginView,
+    LogoutView,
+    PerfilView,
+    ReenviarDosfaView,
+    RegistrarSesionAppView,
+    RegistroView,
+    SesionAppView,
+    SesionesAppView,
+    UsuarioView,
+    VerificarDosfaView,
+)
 from sso.api.gettoken import GetTokenView
 from sso.api.password import PasswordForgotView, PasswordResetView
 from sso.api.usuarios import UsuarioInternoGetView
+from sso.views import dosfa_enrolar, dosfa_verificar_sesion
 from webhooks.api import ConfigurarIdUsuarioView
 
 from .api import CorreoSaveView, GetConfigCorreosView
@@ -35,6 +48,19 @@ api_consumo = [
         name="synology-bot-configurar-id-usuario",
     ),
 ]
+# Auth (seed 003, envelope D).
+api_auth = [
+    path("auth/login", LoginView.as_view(), name="auth-login"),
+    path("auth/2fa/verify", VerificarDosfaView.as_view(), name="auth-2fa-verify"),
+    path("auth/2fa/resend", ReenviarDosfaView.as_view(), name="auth-2fa-resend"),
+    path("auth/register", RegistroView.as_view(), name="auth-register"),
+    path("auth/logout", LogoutView.as_view(), name="auth-logout"),
+    path("auth/profile", PerfilView.as_view(), name="auth-profile"),
+    path("user", UsuarioView.as_view(), name="auth-user"),
+    path("app-sessions/register", RegistrarSesionAppView.as_view(), name="app-sessions-register"),
+    path("app-sessions", SesionesAppView.as_view(), name="app-sessions"),
+    path("app-sessions/<str:id>", SesionAppView.as_view(), name="app-session"),
+]
 api_fallback = [
     # Unknown API paths answer in their family's envelope, in DEBUG too.
     re_path(r"^api/", not_found),
@@ -47,6 +73,9 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     path("api/", include(api_consumo)),
     path("v2/auth/gettoken", GetTokenView.as_view(), name="auth-gettoken"),
+    path("api/", include(api_auth)),
+    path("cuenta/2fa/", dosfa_enrolar, name="dosfa-enrolar"),
+    path("cuenta/2fa/verificar/", dosfa_verificar_sesion, name="dosfa-verificar"),
     path("i18n/", include("django.conf.urls.i18n")),
     path("admin/", admin.site.urls),
     *api_fallback,

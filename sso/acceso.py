@@ -9,6 +9,7 @@ run, whether the user exists or not, so timing tells nothing about which account
 
 import hashlib
 import logging
+import re
 import secrets
 import time
 from collections.abc import Callable
@@ -19,7 +20,7 @@ from functools import lru_cache
 from django.conf import settings
 from django.contrib.auth.hashers import check_password, make_password
 from django.core.cache import cache
-from django.db import connections, router
+from django.db import connections, models, router
 from django.views.decorators.debug import sensitive_variables
 
 from incidencias.db import cursor_preparado, filas
@@ -337,6 +338,61 @@ def acceso_pin(
         )
     intentos_fallo(claves=claves, motivo=motivo)
     raise CredencialesInvalidas()
+
+
+def telefono_normalizar(texto: str) -> str:
+    """A phone number without spaces, dashes, dots or brackets ("+506 8888-7777")."""
+    return re.sub(r"[\s().-]", "", texto or "")
+
+
+def _find_usuario_login(identificador: str) -> Usuario | None:
+    """The only user with this email, or else the only one with this phone (or mobile)."""
+    identificador = identificador.strip()
+    if "@" in identificador:
+        candidatos = Usuario.objects.filter(email__iexact=identificador)[:2]
+    else:
+        telefono = telefono_normalizar(identificador)
+        if not re.fullmatch(r"\+?\d{6,20}", telefono):
+            return None
+        formas = {identificador, telefono}
+        candidatos = Usuario.objects.filter(
+            models.Q(phone__in=formas) | models.Q(movil__in=formas)
+        )[:2]
+    candidatos = list(candidatos)
+    return candidatos[0] if len(candidatos) == 1 else None
+
+
+@sensitive_variables("password")
+def acceso_login(*, identificador: str, password: str, ip: str | None) -> Usuario:
+    """Check an email-or-phone and password (the login API, the authorization server's login
+    page); the user, or an AccesoError subclass. Same counters and costs as `acceso_normal`.
+
+    The account's failure count is not cleared here: the caller does it once the sign-in is
+    complete (after the second factor, when there is one) with `acceso_completado`.
+    """
+    usuario = _find_usuario_login(identificador)
+    claves = [
+        intentos_clave_cuenta(identificador=identificador, usuario=usuario),
+        intentos_clave_ip(ip=ip),
+    ]
+    _refuse_if_locked(claves=claves)  # before any hasher runs
+    if usuario is None or not usuario.has_usable_password():
+        _burn_hasher(password)
+        motivo = "unknown user" if usuario is None else "no usable password"
+    elif not usuario.is_active:
+        check_password(password, usuario.password)
+        motivo = "inactive user"
+    elif usuario.check_password(password):
+        return usuario
+    else:
+        motivo = "wrong password"
+    intentos_fallo(claves=claves, motivo=motivo)
+    raise CredencialesInvalidas()
+
+
+def acceso_completado(*, usuario: Usuario) -> None:
+    """A sign-in succeeded: the account's failure count starts again."""
+    intentos_reiniciar(clave=intentos_clave_cuenta(identificador="", usuario=usuario))
 
 
 def usuario_dict(*, usuario: Usuario, token: str) -> dict:

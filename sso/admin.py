@@ -12,8 +12,11 @@ from .models import (
     ConsumidorAPI,
     Departamento,
     Dispositivo,
+    DispositivoCodigo,
+    DispositivoTOTP,
     OperadorVirtual,
     Rol,
+    SesionApp,
     Sistema,
     SolicitudADI,
     TokenUsuario,
@@ -318,4 +321,42 @@ class SolicitudADIAdmin(admin.ModelAdmin):
         return False
 
     def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(DispositivoCodigo)
+class DispositivoCodigoAdmin(admin.ModelAdmin):
+    """A user's email or SMS second factor (codes themselves are per login attempt)."""
+
+    list_display = ["id", "user", "metodo", "destino", "confirmed", "creado"]
+    list_filter = ["metodo", "confirmed"]
+    search_fields = ["user__username", "user__email", "destino"]
+    list_select_related = ["user"]
+    autocomplete_fields = ["user"]
+
+
+@admin.register(DispositivoTOTP)
+class DispositivoTOTPAdmin(admin.ModelAdmin):
+    """Authenticator apps: listed, and deleted when a user loses theirs (they enrol again)."""
+
+    list_display = ["id", "user", "name", "confirmed", "creado"]
+    list_filter = ["confirmed"]
+    search_fields = ["user__username", "user__email"]
+    list_select_related = ["user"]
+    readonly_fields = ["user", "name", "confirmed", "creado"]
+
+    def has_add_permission(self, request):
+        return False
+
+
+@admin.register(SesionApp)
+class SesionAppAdmin(admin.ModelAdmin):
+    list_display = ["id", "usuario", "app_name", "ip_address", "creado", "terminado"]
+    list_filter = [("terminado", admin.EmptyFieldListFilter)]
+    search_fields = ["usuario__username", "usuario__email", "app_name", "=ip_address"]
+    list_select_related = ["usuario"]
+    readonly_fields = ["usuario", "token", "app_name", "ip_address", "user_agent", "creado",
+                       "terminado"]  # fmt: skip
+
+    def has_add_permission(self, request):
         return False

@@ -6,6 +6,9 @@ from django.core.validators import RegexValidator
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from django_otp.models import Device
+
+from .fields import EncryptedTextField
 
 
 class Departamento(models.Model):
@@ -163,6 +166,11 @@ class Usuario(AbstractUser):
         verbose_name = _("user")
         verbose_name_plural = _("users")
         swappable = "AUTH_USER_MODEL"
+        # The login API's `permissions` (seed 003); the registration group holds both.
+        permissions = [
+            ("view-profile", _("Can view their own profile")),
+            ("edit-profile", _("Can edit their own profile")),
+        ]
         constraints = [
             models.UniqueConstraint(
                 fields=["id_synology"],
@@ -419,3 +427,148 @@ class SolicitudADI(models.Model):
 
     def __str__(self):
         return f"{self.username} → {self.sistema}"
+
+
+# --- Two-factor authentication (sso.dosfa) ----------------------------------------------------
+
+
+class DispositivoTOTP(Device):
+    """An authenticator app (RFC 6238, 6 digits, 30 s steps). The key is encrypted at rest;
+    `ultimo_t` is the last time step accepted, so a code is never accepted twice."""
+
+    clave = EncryptedTextField(_("key (hex)"), editable=False)
+    ultimo_t = models.BigIntegerField(_("last accepted time step"), default=-1, editable=False)
+    creado = models.DateTimeField(_("created"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("authenticator app")
+        verbose_name_plural = _("authenticator apps")
+
+
+class DispositivoCodigo(Device):
+    """Codes sent by email or SMS. The codes themselves belong to a login attempt
+    (`CodigoDosfa`); the device says the user chose this method and where codes go."""
+
+    class Metodo(models.TextChoices):
+        EMAIL = "email", _("email")
+        SMS = "sms", _("SMS")
+
+    metodo = models.CharField(_("method"), max_length=5, choices=Metodo.choices)
+    destino = models.CharField(
+        _("destination"),
+        max_length=254,
+        blank=True,
+        help_text=_("Email address or phone number; empty: the user's own."),
+    )
+    creado = models.DateTimeField(_("created"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("code by email or SMS")
+        verbose_name_plural = _("codes by email or SMS")
+
+    def verify_token(self, token):
+        return False  # codes are checked against their login attempt (sso.dosfa)
+
+
+class IntentoDosfa(models.Model):
+    """A login attempt waiting for its second factor, named by its `temp_token`."""
+
+    usuario = models.ForeignKey(
+        Usuario, on_delete=models.CASCADE, related_name="+", verbose_name=_("user")
+    )
+    token_hash = models.CharField(_("temp_token (SHA-256)"), max_length=64, unique=True)
+    metodo = models.CharField(_("method"), max_length=5)
+    ip = models.GenericIPAddressField(_("client IP"), null=True, blank=True)
+    creado = models.DateTimeField(_("created"), default=timezone.now)
+    expira = models.DateTimeField(_("expires"), db_index=True)
+    fallos = models.PositiveSmallIntegerField(_("wrong codes"), default=0)
+    envios = models.PositiveSmallIntegerField(_("codes sent"), default=0)
+    ultimo_envio = models.DateTimeField(_("last code sent"), null=True, blank=True)
+    quemado = models.DateTimeField(_("burnt"), null=True, blank=True)
+    completado = models.DateTimeField(_("completed"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("two-factor login attempt")
+        verbose_name_plural = _("two-factor login attempts")
+
+    def __str__(self):
+        return f"{self.usuario} #{self.pk}"
+
+
+class CodigoDosfa(models.Model):
+    """A code sent by email or SMS for one login attempt: only its keyed hash is stored."""
+
+    intento = models.ForeignKey(
+        IntentoDosfa, on_delete=models.CASCADE, related_name="codigos", verbose_name=_("attempt")
+    )
+    metodo = models.CharField(_("method"), max_length=5)
+    codigo_hash = models.CharField(_("code (HMAC-SHA256)"), max_length=64)
+    creado = models.DateTimeField(_("created"), default=timezone.now)
+    expira = models.DateTimeField(_("expires"))
+    usado = models.DateTimeField(_("used"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("two-factor code")
+        verbose_name_plural = _("two-factor codes")
+
+    def __str__(self):
+        return f"{self.metodo} #{self.pk}"
+
+
+class CodigoRecuperacion(models.Model):
+    """A single-use recovery code of a TOTP user: only its keyed hash is stored."""
+
+    usuario = models.ForeignKey(
+        Usuario,
+        on_delete=models.CASCADE,
+        related_name="codigos_recuperacion",
+        verbose_name=_("user"),
+    )
+    codigo_hash = models.CharField(_("code (HMAC-SHA256)"), max_length=64)
+    creado = models.DateTimeField(_("created"), default=timezone.now)
+    usado = models.DateTimeField(_("used"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("recovery code")
+        verbose_name_plural = _("recovery codes")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["usuario", "codigo_hash"], name="codigo_recuperacion_unico"
+            )
+        ]
+
+    def __str__(self):
+        return f"{self.usuario} #{self.pk}"
+
+
+class SesionApp(models.Model):
+    """A sign-in an application registered (`POST /api/app-sessions/register`)."""
+
+    usuario = models.ForeignKey(
+        Usuario, on_delete=models.CASCADE, related_name="sesiones_app", verbose_name=_("user")
+    )
+    token = models.ForeignKey(
+        TokenUsuario,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("token"),
+    )
+    app_name = models.CharField(_("application"), max_length=150)
+    ip_address = models.GenericIPAddressField(_("IP address"), null=True, blank=True)
+    user_agent = models.CharField(_("user agent"), max_length=512, blank=True)
+    creado = models.DateTimeField(_("created"), default=timezone.now)
+    terminado = models.DateTimeField(_("ended"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("application session")
+        verbose_name_plural = _("application sessions")
+        indexes = [models.Index(fields=["usuario", "terminado"], name="sesion_app_viva")]
+
+    def __str__(self):
+        return f"{self.usuario} · {self.app_name}"
+
+    @property
+    def is_active(self) -> bool:
+        return self.terminado is None

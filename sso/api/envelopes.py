@@ -140,6 +140,21 @@ class EnvelopeB(Envelope):
 ENVELOPE_B = EnvelopeB()
 
 
+class EnvelopeD(Envelope):
+    """Auth (seed 003): `{success, message, data}`; errors `{success: false, message, errors}`."""
+
+    messages = {
+        **Envelope.messages,
+        401: "No autenticado.",
+        403: "No autorizado.",
+        415: "Tipo de contenido no soportado. Use application/json.",
+        422: "Error de validación.",
+    }
+
+
+ENVELOPE_D = EnvelopeD()
+
+
 class ApiError(exceptions.APIException):
     """An error a view raises on purpose, with the family's message and optional field errors.
 

@@ -77,3 +77,77 @@ def consumo_responses(name: str, data_serializer) -> dict:
         429: OpenApiResponse(ERROR_A, "Too many requests."),
         500: OpenApiResponse(ERROR_A, "Internal error (no details are given)."),
     }
+
+
+# --- Envelope D (auth, seed 003) ------------------------------------------------------------
+
+ERROR_D = inline_serializer(
+    name="ErrorAuth",
+    fields={
+        "success": serializers.BooleanField(default=False),
+        "message": serializers.CharField(),
+        "errors": serializers.DictField(
+            child=serializers.ListField(child=serializers.CharField()), required=False
+        ),
+    },
+)
+
+_MENSAJES_D = {
+    400: ("Malformed JSON or a content type other than application/json.", "JSON mal formado."),
+    401: ("Missing, wrong, expired or revoked Bearer token.", "No autenticado."),
+    413: ("Body larger than allowed.", "El cuerpo de la solicitud excede el tamaño permitido."),
+    422: ("Invalid fields.", "Error de validación."),
+    500: ("Internal error (no details are given).", "Error interno del servidor."),
+}
+
+
+def envelope_d(name: str, data_serializer, status: int = 200) -> serializers.Serializer:
+    return inline_serializer(
+        name=f"{name}Respuesta",
+        fields={
+            "success": serializers.BooleanField(default=True),
+            "message": serializers.CharField(),
+            "data": data_serializer
+            if data_serializer is not None
+            else serializers.JSONField(allow_null=True, default=None),
+        },
+    )
+
+
+def auth_responses(
+    name: str, data_serializer, errores: dict, *, status: int = 200, alternativa=None
+) -> dict:
+    """Responses of an envelope-D endpoint: its success body and its errors (`errores` maps
+    a status to its message; 400, 401, 413, 422 and 500 are always there)."""
+    if data_serializer is None and alternativa is not None:
+        exito = alternativa
+    else:
+        exito = envelope_d(name, data_serializer)
+    responses = {status: exito}
+    for code, (descripcion, mensaje) in _MENSAJES_D.items():
+        responses[code] = OpenApiResponse(
+            ERROR_D,
+            descripcion,
+            examples=[
+                OpenApiExample(
+                    f"{code}",
+                    value={"success": False, "message": mensaje},
+                    response_only=True,
+                    status_codes=[str(code)],
+                )
+            ],
+        )
+    for code, mensaje in errores.items():
+        responses[code] = OpenApiResponse(
+            ERROR_D,
+            mensaje,
+            examples=[
+                OpenApiExample(
+                    f"{code}",
+                    value={"success": False, "message": mensaje},
+                    response_only=True,
+                    status_codes=[str(code)],
+                )
+            ],
+        )
+    return responses

@@ -1,5 +1,7 @@
 """The OpenAPI schema documents every API endpoint with examples; the docs work offline."""
 
+import re
+
 import pytest
 import yaml
 from django.urls import URLPattern, URLResolver, get_resolver
@@ -16,7 +18,8 @@ def _api_views(patterns=None, prefix=""):
         elif isinstance(entry, URLPattern):
             view = getattr(entry.callback, "cls", None)
             if view and issubclass(view, APIView) and not view.__module__.startswith("drf_"):
-                yield "/" + prefix + str(entry.pattern)
+                # Django's `<str:id>` is OpenAPI's `{id}`.
+                yield re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", "/" + prefix + str(entry.pattern))
 
 
 @pytest.fixture

@@ -1,17 +1,12 @@
 """SSO/password/forgot and SSO/password/reset, against a real SMTP server (aiosmtpd)."""
 
-import email
 import json
 import logging
 import re
-import socket
-import threading
 from datetime import datetime, timedelta
-from email import policy
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from aiosmtpd.controller import Controller
 from django.core.cache import cache
 from django.test import override_settings
 
@@ -19,6 +14,7 @@ from sso import recuperacion
 from sso.models import Bitacora, Sistema, TokenUsuario, Usuario
 from sso.recuperacion import GeneradorTokenReset, throttle_clave
 from sso.tokens import token_autenticar, token_emitir
+from tests.sso.conftest import free_port
 
 FORGOT = "/api/SSO/password/forgot"
 RESET = "/api/SSO/password/reset"
@@ -28,51 +24,6 @@ NEW_PASSWORD = "Nueva+Clave-Segura-77"
 EMAILS = ("ana@example.com", "nadie@example.com", "inactivo@example.com", "ajeno@example.com")
 
 pytestmark = pytest.mark.django_db
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class Collector:
-    def __init__(self):
-        self.messages = []
-        self.lock = threading.Lock()
-
-    async def handle_DATA(self, server, session, envelope):  # aiosmtpd's hook name
-        with self.lock:
-            self.messages.append(
-                (
-                    envelope.rcpt_tos,
-                    email.message_from_bytes(envelope.content, policy=policy.default),
-                )
-            )
-        return "250 OK"
-
-
-@pytest.fixture
-def smtp():
-    handler = Collector()
-    port = free_port()
-    controller = Controller(handler, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
-        with override_settings(
-            EMAIL_BACKEND="django.core.mail.backends.smtp.EmailBackend",
-            EMAIL_HOST="127.0.0.1",
-            EMAIL_PORT=port,
-            EMAIL_USE_TLS=False,
-            EMAIL_USE_SSL=False,
-            EMAIL_HOST_USER="",
-            EMAIL_HOST_PASSWORD="",
-            EMAIL_TIMEOUT=5,
-            DEFAULT_FROM_EMAIL="soporte@example.com",
-        ):
-            yield handler
-    finally:
-        controller.stop()
 
 
 @pytest.fixture(autouse=True)
