@@ -7,6 +7,7 @@ from sso.api.acceso import AccesoView, RefreshUserTokenView
 from sso.api.adi import GenerateTokenView, SetTokenView, ValidarTokenView
 from sso.api.password import PasswordForgotView, PasswordResetView
 from sso.api.usuarios import UsuarioInternoGetView
+from sso.urls import protocolo as oauth_protocolo
 from webhooks.api import ConfigurarIdUsuarioView
 
 from .api import CorreoSaveView, GetConfigCorreosView
@@ -44,6 +45,8 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     path("api/", include(api_consumo)),
+    path("", include((oauth_protocolo, "oauth2_provider"))),
+    path("oauth/", include("sso.urls")),
     path("i18n/", include("django.conf.urls.i18n")),
     path("admin/", admin.site.urls),
     *api_fallback,
