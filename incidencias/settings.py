@@ -490,6 +490,9 @@ LOGGING = {
         "django.db.backends": {"level": "INFO"},
         # At DEBUG it logs every request line, and Synology's token travels in the query string.
         "urllib3.connectionpool": {"level": "INFO"},
+        # At DEBUG they log authorization codes, tokens and request bodies.
+        "oauthlib": {"level": "INFO"},
+        "oauth2_provider": {"level": "INFO"},
     },
 }
 

@@ -15,7 +15,6 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
-from django.utils.translation import ngettext
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.debug import sensitive_post_parameters
@@ -75,12 +74,7 @@ def entrar(request):
             minutos = max(1, -(-exc.espera // 60))
             form.add_error(
                 None,
-                ngettext(
-                    "Too many failed attempts. Try again in %(n)d minute.",
-                    "Too many failed attempts. Try again in %(n)d minutes.",
-                    minutos,
-                )
-                % {"n": minutos},
+                _("Too many failed attempts. Try again in %(minutes)d min.") % {"minutes": minutos},
             )
             status = 429
         except CredencialesInvalidas:

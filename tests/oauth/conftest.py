@@ -104,3 +104,13 @@ def refrescar(client, cliente, refresh_token, secreto=None):
     if secreto:
         data["client_secret"] = secreto
     return client.post("/oauth/token", data)
+
+
+@pytest.fixture(autouse=True)
+def _contadores_limpios():
+    """Lockout counters live in the cache: each test starts with none."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+    cache.clear()
