@@ -212,7 +212,7 @@ def cliente_crear(
         ),
         authorization_grant_type=AplicacionOAuth.GRANT_AUTHORIZATION_CODE,
         client_secret=secreto,
-        hash_client_secret=True,
+        hash_client_secret=confidencial,  # a public client stores no secret at all
         skip_authorization=primera_parte,
         algorithm=AplicacionOAuth.RS256_ALGORITHM,
     )

@@ -110,12 +110,15 @@ class AutorizarView(AuthorizationView):
 
 
 def _cliente_autenticado(request) -> AplicacionOAuth | None:
+    """The confidential client whose credentials the request carries (public clients have
+    no secret, so they cannot authenticate)."""
     core = get_oauthlib_core()
     uri, metodo, cuerpo, cabeceras = core._extract_params(request)
     peticion = OauthlibRequest(uri, metodo, cuerpo, cabeceras)
-    if core.server.request_validator.authenticate_client(peticion):
-        return peticion.client
-    return None
+    if not core.server.request_validator.authenticate_client(peticion):
+        return None
+    cliente = peticion.client
+    return cliente if cliente.client_type == AplicacionOAuth.CLIENT_CONFIDENTIAL else None
 
 
 @csrf_exempt

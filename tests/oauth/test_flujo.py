@@ -8,6 +8,7 @@ from html import unescape
 from urllib.parse import parse_qs, urljoin, urlparse
 
 import jwt
+import pytest
 import requests
 from authlib.common.security import generate_token
 from authlib.integrations.requests_client import OAuth2Session
@@ -36,6 +37,7 @@ def _seguir_hasta_la_app(navegador, base, response):
     return response
 
 
+@pytest.mark.django_db(transaction=True)
 def test_it_signs_a_user_in_with_authorization_code_and_pkce(
     live_server, ana, confidencial, caplog
 ):

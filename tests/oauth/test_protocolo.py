@@ -319,6 +319,10 @@ def test_it_introspects_only_the_callers_own_tokens(client, ana, confidencial, p
         HTTP_AUTHORIZATION=_basic(otro.client_id, otro_secreto),
     )
     anonimo = client.post("/oauth/introspect", {"token": tokens["access_token"]})
+    publico_sin_secreto = client.post(
+        "/oauth/introspect",
+        {"token": tokens["access_token"], "client_id": publico.client_id, "client_secret": ""},
+    )
     desconocido = client.post(
         "/oauth/introspect",
         {"token": "nada"},
@@ -333,6 +337,7 @@ def test_it_introspects_only_the_callers_own_tokens(client, ana, confidencial, p
     assert datos["sub"] == str(ana.pk)
     assert ajeno.json() == {"active": False}
     assert anonimo.status_code == 401
+    assert publico_sin_secreto.status_code == 401
     assert desconocido.json() == {"active": False}
 
 
