@@ -51,10 +51,12 @@ def test_it_signs_a_user_in_with_authorization_code_and_pkce(
         redirect_uri=REDIRECT,
         code_challenge_method="S256",
     )
+    # No keep-alive: a live-server thread left holding a connection keeps its database session.
+    app.headers["Connection"] = "close"
     verifier = generate_token(48)
     url, state = app.create_authorization_url(f"{base}/oauth/authorize", code_verifier=verifier)
     navegador = requests.Session()
-    navegador.headers["Accept-Language"] = "en"
+    navegador.headers.update({"Accept-Language": "en", "Connection": "close"})
 
     # Not signed in: the portal's login page, with CSRF.
     pagina = _seguir_hasta_la_app(navegador, base, navegador.get(url, allow_redirects=False))
@@ -129,3 +131,34 @@ def test_it_signs_a_user_in_with_authorization_code_and_pkce(
         verifier,
     ):
         assert secreto_visto not in registro
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_exchanges_a_code_once_under_concurrent_requests(live_server, postgres, ana, publico):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from django.test import Client
+
+    from .conftest import codigo
+
+    navegador = Client()
+    navegador.force_login(ana)
+    code, verifier = codigo(navegador, publico)
+    datos = {"grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT,
+             "client_id": publico.client_id, "code_verifier": verifier}  # fmt: skip
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        respuestas = list(
+            pool.map(
+                lambda _: requests.post(f"{live_server.url}/oauth/token", data=datos, timeout=60),
+                range(6),
+            )
+        )
+
+    estados = sorted(r.status_code for r in respuestas)
+    assert estados.count(200) == 1
+    assert set(estados) <= {200, 400}
+    from oauth2_provider.models import get_access_token_model
+
+    # Whichever won, a replay was seen: no token issued from the code survives.
+    assert get_access_token_model().objects.filter(user=ana).count() <= 1
