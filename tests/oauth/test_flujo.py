@@ -39,7 +39,7 @@ def _seguir_hasta_la_app(navegador, base, response):
 
 @pytest.mark.django_db(transaction=True)
 def test_it_signs_a_user_in_with_authorization_code_and_pkce(
-    live_server, ana, confidencial, caplog
+    request, live_server, ana, confidencial, caplog
 ):
     caplog.set_level(logging.DEBUG)
     base = live_server.url
@@ -51,12 +51,13 @@ def test_it_signs_a_user_in_with_authorization_code_and_pkce(
         redirect_uri=REDIRECT,
         code_challenge_method="S256",
     )
-    # No keep-alive: a live-server thread left holding a connection keeps its database session.
-    app.headers["Connection"] = "close"
+    # A live-server thread left holding a kept-alive connection keeps its database session.
+    request.addfinalizer(app.close)
     verifier = generate_token(48)
     url, state = app.create_authorization_url(f"{base}/oauth/authorize", code_verifier=verifier)
     navegador = requests.Session()
-    navegador.headers.update({"Accept-Language": "en", "Connection": "close"})
+    request.addfinalizer(navegador.close)
+    navegador.headers["Accept-Language"] = "en"
 
     # Not signed in: the portal's login page, with CSRF.
     pagina = _seguir_hasta_la_app(navegador, base, navegador.get(url, allow_redirects=False))
