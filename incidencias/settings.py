@@ -71,6 +71,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "django_otp",
     "django_celery_beat",
+    "oauth2_provider",
     "sso",
     "incidencias",
     "credenciales",
@@ -366,8 +367,9 @@ if SMS_BACKEND == "http" and not SMS_GATEWAY_URL:
 # staff, and join this group (its permissions are the `permissions` the login API returns).
 REGISTRATION_OPEN = env.bool("REGISTRATION_OPEN", default=False)
 REGISTRATION_GROUP = env.str("REGISTRATION_GROUP", default="user")
-# Pages that need a signed-in user send others here (the admin's login page by default).
-LOGIN_URL = env.str("LOGIN_URL", default="/admin/login/")
+# Pages that need a signed-in user send others here: the portal's sign-in page (password, then
+# the second factor), which also serves the OAuth2 authorization flow.
+LOGIN_URL = env.str("LOGIN_URL", default="sso:login")
 
 # RSA private key (PEM) that signs OpenID Connect id_tokens and the JWTs of /v2/auth/gettoken;
 # its public half is published as JWKS, so other systems verify both with it. In a variable,
@@ -380,6 +382,71 @@ if not 1 <= JWT_LIFETIME_MINUTES <= 24 * 60:
     raise ImproperlyConfigured("JWT_LIFETIME_MINUTES must be between 1 and 1440.")
 JWT_ISSUER = env.str("JWT_ISSUER", default="") or SITE_URL.rstrip("/")
 JWT_AUDIENCE = env.str("JWT_AUDIENCE", default="") or f"{SITE_URL.rstrip('/')}/api"
+
+# --- OAuth2 / OpenID Connect (django-oauth-toolkit) ---------------------------------------
+# Lifetime of OAuth2 access tokens (the seed's expires_in: six months).
+OAUTH2_ACCESS_TOKEN_SECONDS = env.int("OAUTH2_ACCESS_TOKEN_SECONDS", default=15724800)
+# A refresh token dies this long after its access token expired without being refreshed
+# (idle), and in any case this long after the sign-in that started its family (absolute).
+OAUTH2_REFRESH_TOKEN_IDLE_SECONDS = env.int("OAUTH2_REFRESH_TOKEN_IDLE_SECONDS", default=30 * 86400)
+OAUTH2_REFRESH_TOKEN_ABSOLUTE_SECONDS = env.int(
+    "OAUTH2_REFRESH_TOKEN_ABSOLUTE_SECONDS", default=365 * 86400
+)
+OAUTH2_ID_TOKEN_SECONDS = env.int("OAUTH2_ID_TOKEN_SECONDS", default=3600)
+if min(OAUTH2_ACCESS_TOKEN_SECONDS, OAUTH2_REFRESH_TOKEN_ABSOLUTE_SECONDS) < 60:
+    raise ImproperlyConfigured("OAuth2 token lifetimes must be at least 60 seconds.")
+# Issuer of id_tokens and discovery (default SITE_URL): the public URL of the portal.
+OIDC_ISSUER = env.str("OIDC_ISSUER", default=SITE_URL).rstrip("/")
+# Redirect URIs must be https; plain http only when this is on (development, RFC 8252 loopback).
+OAUTH2_ALLOW_HTTP_REDIRECTS = env.bool("OAUTH2_ALLOW_HTTP_REDIRECTS", default=DEBUG)
+OAUTH2_PROVIDER_APPLICATION_MODEL = "sso.AplicacionOAuth"
+from sso.pkce import pkce_requerido  # noqa: E402 - a callable, not an import string
+
+OAUTH2_PROVIDER = {
+    "OIDC_ENABLED": True,
+    "OIDC_RSA_PRIVATE_KEY": OIDC_RSA_PRIVATE_KEY,
+    "OIDC_ISS_ENDPOINT": OIDC_ISSUER,
+    "OIDC_RESPONSE_TYPES_SUPPORTED": ["code"],
+    "OIDC_TOKEN_ENDPOINT_AUTH_METHODS_SUPPORTED": ["client_secret_basic", "client_secret_post"],
+    "OAUTH2_RESPONSE_TYPES_SUPPORTED": ["code"],
+    "OAUTH2_GRANT_TYPES_SUPPORTED": ["authorization_code", "refresh_token"],
+    "OAUTH2_VALIDATOR_CLASS": "sso.oauth.ValidadorOAuth2",
+    "SCOPES": {
+        "*": _("Full access"),
+        "read": _("See your profile information"),
+        "write": _("Change your information"),
+        "profile": _("Your user profile"),
+        "email": _("Your email address"),
+        "sessions": _("Manage your active sessions"),
+        "openid": _("Sign you in (OpenID Connect)"),
+    },
+    "DEFAULT_SCOPES": ["*"],
+    "AUTHORIZATION_CODE_EXPIRE_SECONDS": 60,
+    "ACCESS_TOKEN_EXPIRE_SECONDS": OAUTH2_ACCESS_TOKEN_SECONDS,
+    "ID_TOKEN_EXPIRE_SECONDS": OAUTH2_ID_TOKEN_SECONDS,
+    "REFRESH_TOKEN_EXPIRE_SECONDS": OAUTH2_REFRESH_TOKEN_IDLE_SECONDS,
+    "ROTATE_REFRESH_TOKEN": True,
+    "REFRESH_TOKEN_REUSE_PROTECTION": True,
+    "REFRESH_TOKEN_GRACE_PERIOD_SECONDS": 0,
+    # PKCE for public clients; confidential ones may send it (and then it is checked).
+    "PKCE_REQUIRED": pkce_requerido,
+    "REQUEST_APPROVAL_PROMPT": "force",
+    "ALLOWED_REDIRECT_URI_SCHEMES": ["https", "http"] if OAUTH2_ALLOW_HTTP_REDIRECTS else ["https"],
+    "ALLOW_URI_WILDCARDS": False,
+    # RFC 9700 (OAuth 2.0 Security BCP), all on: no implicit or password grant, no PKCE
+    # "plain", no tokens in query strings, `iss` in authorization responses, access and
+    # refresh tokens stored only as SHA-256, and insecure settings fail `check --deploy`.
+    "COMPLIANT_BCP_RFC9700_IMPLICIT_GRANT": True,
+    "COMPLIANT_BCP_RFC9700_PASSWORD_GRANT": True,
+    "COMPLIANT_BCP_RFC9700_PKCE_METHOD": True,
+    "COMPLIANT_BCP_RFC9700_ACCESS_TOKEN_TRANSPORT": True,
+    "COMPLIANT_BCP_RFC9700_AUTHZ_RESPONSE_ISS": True,
+    "COMPLIANT_BCP_RFC9700_TOKEN_STORAGE": True,
+    "COMPLIANT_BCP_RFC9700_REFRESH_TOKEN": True,
+    "COMPLIANT_BCP_RFC9700_REDIRECT_URI_SCHEME": not OAUTH2_ALLOW_HTTP_REDIRECTS,
+    "COMPLIANT_BCP_RFC9700_REDIRECT_URI_MATCHING": True,
+    "COMPLIANT_BCP_RFC9700_PKCE_REQUIRED": True,
+}
 
 # Keys of the encrypted fields: "id:base64(32 bytes)" pairs, comma-separated. New values are
 # written under ENCRYPTION_ACTIVE_KEY (default: the last one); older ids stay to read old rows
@@ -468,6 +535,9 @@ LOGGING = {
         "django.db.backends": {"level": "INFO"},
         # At DEBUG it logs every request line, and Synology's token travels in the query string.
         "urllib3.connectionpool": {"level": "INFO"},
+        # At DEBUG they log authorization codes, tokens and request bodies.
+        "oauthlib": {"level": "INFO"},
+        "oauth2_provider": {"level": "INFO"},
     },
 }
 
@@ -501,4 +571,10 @@ CELERY_BEAT_SCHEDULE = {
     },
     # Raises SLA warnings and breaches that are due (incidencias.sla.sla_barrer).
     "barrer-sla": {"task": "incidencias.barrer_sla", **_every("SCHEDULE_BARRER_SLA", 60)},
+    # Deletes expired OAuth2 codes and tokens, and the records of redeemed codes past the
+    # absolute refresh lifetime (sso.oauth.oauth_limpiar).
+    "limpiar-tokens-oauth": {
+        "task": "sso.limpiar_tokens_oauth",
+        **_every("SCHEDULE_LIMPIAR_TOKENS_OAUTH", 3600),
+    },
 }

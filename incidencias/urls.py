@@ -20,7 +20,8 @@ from sso.api.auth import (
 from sso.api.gettoken import GetTokenView
 from sso.api.password import PasswordForgotView, PasswordResetView
 from sso.api.usuarios import UsuarioInternoGetView
-from sso.views import dosfa_enrolar, dosfa_verificar_sesion
+from sso.urls import protocolo as oauth_protocolo
+from sso.views_dosfa import dosfa_enrolar, dosfa_verificar_sesion
 from webhooks.api import ConfigurarIdUsuarioView
 
 from .api import CorreoSaveView, GetConfigCorreosView
@@ -76,6 +77,8 @@ urlpatterns = [
     path("api/", include(api_auth)),
     path("cuenta/2fa/", dosfa_enrolar, name="dosfa-enrolar"),
     path("cuenta/2fa/verificar/", dosfa_verificar_sesion, name="dosfa-verificar"),
+    path("", include((oauth_protocolo, "oauth2_provider"))),
+    path("oauth/", include("sso.urls")),
     path("i18n/", include("django.conf.urls.i18n")),
     path("admin/", admin.site.urls),
     *api_fallback,

@@ -1,6 +1,6 @@
 """The demo organisation of `manage.py demo`: identity part. Idempotent."""
 
-from .models import Departamento, Rol, Sistema, Unidad, Usuario
+from .models import AplicacionOAuth, Departamento, Rol, Sistema, Unidad, Usuario
 
 DEPARTAMENTOS = {
     "Soporte": ["Hosting", "Correo"],
@@ -67,3 +67,24 @@ def demo_identidad() -> list[tuple[str, str, bool]]:
             user.accesos_sistemas.set(sistemas)
         logins.append((login, password, created))
     return logins
+
+
+# A first-party browser app (public client, PKCE) to try the OAuth2 flow against `make run`.
+CLIENTE_DEMO = ("Panel demo", "http://127.0.0.1:8765/callback")
+
+
+def demo_cliente_oauth() -> AplicacionOAuth:
+    """The demo OAuth client, created once (it needs http redirects: DEBUG)."""
+    from .oauth import cliente_crear
+
+    nombre, redirect = CLIENTE_DEMO
+    cliente = AplicacionOAuth.objects.filter(name=nombre).first()
+    if cliente is None:
+        cliente, _ = cliente_crear(
+            nombre=nombre,
+            redirect_uris=redirect,
+            confidencial=False,
+            primera_parte=True,
+            creado_por=Usuario.objects.filter(username="admin").first(),
+        )
+    return cliente

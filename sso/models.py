@@ -7,6 +7,7 @@ from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django_otp.models import Device
+from oauth2_provider.models import AbstractApplication
 
 from .fields import EncryptedTextField
 
@@ -572,3 +573,42 @@ class SesionApp(models.Model):
     @property
     def is_active(self) -> bool:
         return self.terminado is None
+
+
+class AplicacionOAuth(AbstractApplication):
+    """An OAuth2 / OpenID Connect client (django-oauth-toolkit's Application, swapped in).
+
+    `skip_authorization` marks a first-party client: its users are not asked for consent.
+    A disabled client can neither start a flow nor use the tokens it already has.
+    """
+
+    activo = models.BooleanField(_("active"), default=True)
+
+    class Meta(AbstractApplication.Meta):
+        verbose_name = _("OAuth client")
+        verbose_name_plural = _("OAuth clients")
+        ordering = ["name"]
+
+    def is_usable(self, request) -> bool:
+        return self.activo
+
+
+class CanjeCodigo(models.Model):
+    """An authorization code that was exchanged for tokens: the SHA-256 of the code and the
+    family of refresh tokens it started. A second exchange of the same code revokes that
+    family; the time of the first bounds the family's absolute lifetime."""
+
+    codigo_hash = models.CharField(_("code (SHA-256)"), max_length=64, unique=True)
+    aplicacion = models.ForeignKey(
+        AplicacionOAuth, on_delete=models.CASCADE, verbose_name=_("OAuth client")
+    )
+    usuario = models.ForeignKey(Usuario, on_delete=models.CASCADE, verbose_name=_("user"))
+    familia = models.UUIDField(_("token family"), unique=True)
+    creado = models.DateTimeField(_("created"), default=timezone.now, db_index=True)
+
+    class Meta:
+        verbose_name = _("redeemed authorization code")
+        verbose_name_plural = _("redeemed authorization codes")
+
+    def __str__(self):
+        return f"{self.aplicacion} / {self.usuario} / {self.creado:%Y-%m-%d %H:%M}"

@@ -1,22 +1,41 @@
-"""Two-factor pages: enrolling an authenticator app (QR code, recovery codes) and verifying a
-signed-in session (the staff requirement sends staff here; see `sso.middleware`)."""
+"""Pages of the authorization server: the sign-in page of the OAuth2 flow, the consent page,
+token introspection, and the staff page that manages OAuth clients."""
 
-import django_otp
-import segno
+import calendar
+import hashlib
+import logging
+from functools import wraps
+
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
-from django.shortcuts import redirect, render
+from django.contrib.auth import login as auth_login
+from django.contrib.auth.views import redirect_to_login
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import HttpResponseNotAllowed, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
-from django.utils.http import url_has_allowed_host_and_scheme, urlencode
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
+from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.debug import sensitive_post_parameters
+from django.views.decorators.http import require_POST
+from oauth2_provider.exceptions import OAuthToolkitError
+from oauth2_provider.models import get_access_token_model
+from oauth2_provider.oauth2_backends import get_oauthlib_core
+from oauth2_provider.views import AuthorizationView
+from oauthlib.common import Request as OauthlibRequest
 
-from . import dosfa
-from .acceso import AccesoBloqueado
+from . import oauth
+from .acceso import AccesoBloqueado, CredencialesInvalidas
 from .bitacora import client_ip
-from .models import DispositivoTOTP
+from .entrada import entrada_verificar
+from .forms import ClienteForm, ClienteNuevoForm, EntradaForm
+from .models import AplicacionOAuth
 
-_SESION_TEMP = "dosfa_temp_token"
+logger = logging.getLogger("incidencias.sso.views")
+
+
+# --- Sign-in ----------------------------------------------------------------------------------
 
 
 def _siguiente(request) -> str:
@@ -25,93 +44,239 @@ def _siguiente(request) -> str:
         destino, allowed_hosts={request.get_host()}, require_https=request.is_secure()
     ):
         return destino
-    return reverse("admin:index")
+    return "/"
 
 
-def _con_siguiente(nombre: str, siguiente: str) -> str:
-    return f"{reverse(nombre)}?{urlencode({'next': siguiente})}"
+def _segundo_factor(request, usuario, siguiente):
+    """The 2FA step after a right password: a response that takes the user to it, or None
+    when the user has no second factor (then they are signed in at once).
+
+    The single place where the second factor (sso.dosfa) plugs into the sign-in page.
+    """
+    return None
 
 
-@login_required
-@sensitive_post_parameters("code")
-def dosfa_enrolar(request):
-    usuario = request.user
+@sensitive_post_parameters("password")
+@csrf_protect
+@never_cache
+def entrar(request):
     siguiente = _siguiente(request)
-    if dosfa.dosfa_activo(usuario=usuario) and not usuario.is_verified():
-        # A password alone must not add a device to an account that has one.
-        return redirect(_con_siguiente("dosfa-verificar", siguiente))
-    activo = DispositivoTOTP.objects.filter(user=usuario, confirmed=True).exists()
-    if activo:
-        if request.method == "POST" and request.POST.get("accion") == "recuperacion":
-            codigos = dosfa.recuperacion_generar(usuario=usuario)
-            return render(
-                request, "sso/dosfa_codigos.html", {"codigos": codigos, "next": siguiente}
-            )
-        return render(
-            request,
-            "sso/dosfa_activo.html",
-            {"restantes": dosfa.recuperacion_restantes(usuario=usuario), "next": siguiente},
-        )
-    dispositivo = dosfa.totp_crear(usuario=usuario)
-    if request.method == "POST":
+    form = EntradaForm(request.POST or None)
+    status = 200
+    if request.method == "POST" and form.is_valid():
         try:
-            codigos = dosfa.totp_confirmar(dispositivo=dispositivo, code=request.POST.get("code"))
-        except dosfa.CodigoIncorrecto:
-            messages.error(request, _("That code is not valid. Try the one your app shows now."))
-        else:
-            django_otp.login(request, dispositivo)
-            return render(
-                request, "sso/dosfa_codigos.html", {"codigos": codigos, "next": siguiente}
+            usuario = entrada_verificar(
+                login=form.cleaned_data["login"],
+                password=form.cleaned_data["password"],
+                ip=client_ip(request),
             )
-    uri = dosfa.totp_uri(dispositivo)
-    secreto = dosfa.totp_secreto(dispositivo)
-    contexto = {
-        "qr": segno.make(uri, error="m").svg_data_uri(scale=5, border=2),
-        "secreto": " ".join(secreto[i : i + 4] for i in range(0, len(secreto), 4)),
-        "uri": uri,
-        "next": siguiente,
+        except AccesoBloqueado as exc:
+            minutos = max(1, -(-exc.espera // 60))
+            form.add_error(
+                None,
+                _("Too many failed attempts. Try again in %(minutes)d min.") % {"minutes": minutos},
+            )
+            status = 429
+        except CredencialesInvalidas:
+            form.add_error(None, _("Wrong email, phone or password."))
+        else:
+            respuesta = _segundo_factor(request, usuario, siguiente)
+            if respuesta is not None:
+                return respuesta
+            auth_login(request, usuario, backend="django.contrib.auth.backends.ModelBackend")
+            return redirect(siguiente)
+    contexto = {"form": form, "next": siguiente}
+    return render(request, "sso/entrar.html", contexto, status=status)
+
+
+# --- Authorization and consent -------------------------------------------------------------
+
+
+class AutorizarView(AuthorizationView):
+    """DOT's authorization endpoint with our pages. A request whose client or redirect URI is
+    wrong gets an error page — never a redirect — also before the user has signed in."""
+
+    template_name = "sso/autorizar.html"
+
+    def handle_no_permission(self):
+        try:
+            self.validate_authorization_request(self.request)
+        except OAuthToolkitError as error:
+            return self.error_response(error, application=None)
+        return super().handle_no_permission()
+
+
+# --- Introspection (RFC 7662) -------------------------------------------------------------------
+
+
+def _cliente_autenticado(request) -> AplicacionOAuth | None:
+    """The confidential client whose credentials the request carries (public clients have
+    no secret, so they cannot authenticate)."""
+    core = get_oauthlib_core()
+    uri, metodo, cuerpo, cabeceras = core._extract_params(request)
+    peticion = OauthlibRequest(uri, metodo, cuerpo, cabeceras)
+    if not core.server.request_validator.authenticate_client(peticion):
+        return None
+    cliente = peticion.client
+    return cliente if cliente.client_type == AplicacionOAuth.CLIENT_CONFIDENTIAL else None
+
+
+@csrf_exempt
+@never_cache
+def introspeccion(request):
+    """A confidential client asks about a token; only its own tokens are ever `active`."""
+    if request.method != "POST":
+        return HttpResponseNotAllowed(["POST"])
+    cliente = _cliente_autenticado(request)
+    if cliente is None:
+        respuesta = JsonResponse({"error": "invalid_client"}, status=401)
+        respuesta["WWW-Authenticate"] = 'Basic realm="oauth"'
+        return respuesta
+    raw = request.POST.get("token", "")
+    if not raw:
+        return JsonResponse({"error": "invalid_request"}, status=400)
+    checksum = hashlib.sha256(raw.encode("utf-8")).hexdigest()
+    token = (
+        get_access_token_model()
+        .objects.select_related("user")
+        .filter(token_checksum=checksum, application=cliente)
+        .first()
+    )
+    if token is None or token.is_expired() or (token.user and not token.user.is_active):
+        return JsonResponse({"active": False})
+    datos = {
+        "active": True,
+        "scope": token.scope,
+        "client_id": cliente.client_id,
+        "token_type": "Bearer",
+        "exp": calendar.timegm(token.expires.utctimetuple()),
+        "iat": calendar.timegm(token.created.utctimetuple()),
     }
-    return render(request, "sso/dosfa_enrolar.html", contexto)
+    if token.user:
+        datos["sub"] = str(token.user.pk)
+        datos["username"] = token.user.get_username()
+    return JsonResponse(datos)
 
 
-@login_required
-@sensitive_post_parameters("code")
-def dosfa_verificar_sesion(request):
-    usuario = request.user
-    siguiente = _siguiente(request)
-    if usuario.is_verified():
-        return redirect(siguiente)
-    if not dosfa.dosfa_activo(usuario=usuario):
-        return redirect(_con_siguiente("dosfa-enrolar", siguiente))
-    temp_token = request.session.get(_SESION_TEMP)
-    if request.method == "POST" and temp_token:
+# --- Client management (staff) -------------------------------------------------------------------
+
+
+def staff_requerido(vista):
+    """Anonymous users go to sign in; signed-in users who are not staff get 403."""
+
+    @wraps(vista)
+    def envuelta(request, *args, **kwargs):
+        if not request.user.is_authenticated:
+            return redirect_to_login(request.get_full_path())
+        if not (request.user.is_active and request.user.is_staff):
+            raise PermissionDenied
+        return vista(request, *args, **kwargs)
+
+    return envuelta
+
+
+def _errores_del_modelo(form, exc: ValidationError) -> None:
+    campos = {"name": "nombre", "redirect_uris": "redirect_uris"}
+    for campo, errores in exc.message_dict.items():
+        form.add_error(campos.get(campo), errores)
+
+
+def _secreto_una_vez(request, secreto: str) -> None:
+    messages.warning(
+        request,
+        _("Client secret, shown only this once — copy it now: %(secret)s") % {"secret": secreto},
+    )
+
+
+@staff_requerido
+@never_cache
+def clientes(request):
+    lista = AplicacionOAuth.objects.order_by("-activo", "name")
+    return render(request, "sso/clientes/lista.html", {"clientes": lista})
+
+
+@staff_requerido
+@never_cache
+def cliente_nuevo(request):
+    form = ClienteNuevoForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
         try:
-            verificado = dosfa.dosfa_verificar(temp_token=temp_token, code=request.POST.get("code"))
-        except dosfa.CodigoIncorrecto:
-            messages.error(request, _("That code is not valid."))
-        except dosfa.IntentoInvalido:
-            request.session.pop(_SESION_TEMP, None)
-            temp_token = None
-            messages.error(
-                request, _("Too many wrong codes or the code expired: a new one is due.")
+            cliente, secreto = oauth.cliente_crear(
+                nombre=form.cleaned_data["nombre"],
+                redirect_uris=form.cleaned_data["redirect_uris"],
+                confidencial=form.cleaned_data["confidencial"],
+                primera_parte=form.cleaned_data["primera_parte"],
+                creado_por=request.user,
             )
-        except AccesoBloqueado:
-            messages.error(request, _("Too many failed attempts. Try again later."))
+        except ValidationError as exc:
+            _errores_del_modelo(form, exc)
         else:
-            request.session.pop(_SESION_TEMP, None)
-            if verificado.pk == usuario.pk and verificado.otp_device is not None:
-                django_otp.login(request, verificado.otp_device)
-                return redirect(siguiente)
-            temp_token = None
-    if not temp_token:
+            messages.success(request, _("Client created."))
+            if secreto:
+                _secreto_una_vez(request, secreto)
+            return redirect("sso:cliente", pk=cliente.pk)
+    return render(request, "sso/clientes/nuevo.html", {"form": form})
+
+
+@staff_requerido
+@never_cache
+def cliente(request, pk):
+    cliente = get_object_or_404(AplicacionOAuth, pk=pk)
+    inicial = {
+        "nombre": cliente.name,
+        "redirect_uris": "\n".join(cliente.redirect_uris.split()),
+        "primera_parte": cliente.skip_authorization,
+    }
+    form = ClienteForm(request.POST or None, initial=inicial)
+    if request.method == "POST" and form.is_valid():
         try:
-            intento = dosfa.dosfa_iniciar(usuario=usuario, ip=client_ip(request))
-        except (dosfa.MetodoNoDisponible, dosfa.EnvioFallido):
-            messages.error(request, _("The verification code could not be sent. Try again."))
-            return render(request, "sso/dosfa_verificar.html", {"next": siguiente}, status=503)
-        request.session[_SESION_TEMP] = intento.temp_token
-        if intento.enviado_a:
-            messages.info(
-                request, _("We sent a code to %(destino)s.") % {"destino": intento.enviado_a}
+            oauth.cliente_editar(
+                cliente=cliente,
+                nombre=form.cleaned_data["nombre"],
+                redirect_uris=form.cleaned_data["redirect_uris"],
+                primera_parte=form.cleaned_data["primera_parte"],
             )
-    return render(request, "sso/dosfa_verificar.html", {"next": siguiente})
+        except ValidationError as exc:
+            cliente.refresh_from_db()
+            _errores_del_modelo(form, exc)
+        else:
+            messages.success(request, _("Changes saved."))
+            return redirect("sso:cliente", pk=cliente.pk)
+    contexto = {
+        "cliente": cliente,
+        "form": form,
+        "confidencial": cliente.client_type == AplicacionOAuth.CLIENT_CONFIDENTIAL,
+        "autorizar": request.build_absolute_uri(reverse("oauth2_provider:authorize")),
+    }
+    return render(request, "sso/clientes/cliente.html", contexto)
+
+
+@staff_requerido
+@require_POST
+def cliente_rotar(request, pk):
+    cliente = get_object_or_404(AplicacionOAuth, pk=pk)
+    try:
+        secreto = oauth.cliente_rotar_secreto(cliente=cliente)
+    except ValueError:
+        messages.error(request, _("Public clients have no secret."))
+    else:
+        _secreto_una_vez(request, secreto)
+    return redirect("sso:cliente", pk=cliente.pk)
+
+
+@staff_requerido
+@require_POST
+def cliente_desactivar(request, pk):
+    cliente = get_object_or_404(AplicacionOAuth, pk=pk)
+    oauth.cliente_desactivar(cliente=cliente)
+    messages.success(request, _("Client disabled; its tokens were revoked."))
+    return redirect("sso:cliente", pk=cliente.pk)
+
+
+@staff_requerido
+@require_POST
+def cliente_activar(request, pk):
+    cliente = get_object_or_404(AplicacionOAuth, pk=pk)
+    oauth.cliente_activar(cliente=cliente)
+    messages.success(request, _("Client enabled."))
+    return redirect("sso:cliente", pk=cliente.pk)

@@ -42,7 +42,7 @@ def enrol(client) -> tuple[pyotp.TOTP, list[str]]:
 def test_the_enrolment_page_needs_a_signed_in_user(client):
     response = client.get(ENROL)
     assert response.status_code == 302
-    assert response["Location"].startswith("/admin/login/")
+    assert response["Location"].startswith("/oauth/login?next=")
 
 
 def test_it_shows_a_qr_code_and_the_secret_and_confirms_with_a_code(client, staff):

@@ -5,7 +5,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
 from incidencias.demo import demo_incidencias
-from sso.demo import demo_identidad
+from sso.demo import demo_cliente_oauth, demo_identidad
 
 
 class Command(BaseCommand):
@@ -27,7 +27,13 @@ class Command(BaseCommand):
         with transaction.atomic():
             logins = demo_identidad()
             demo_incidencias()
+            cliente = demo_cliente_oauth() if settings.OAUTH2_ALLOW_HTTP_REDIRECTS else None
         self.stdout.write("Demo logins:")
         for login, password, created in logins:
             note = "" if created else " (already there)"
             self.stdout.write(f"  {login} / {password}{note}")
+        if cliente is not None:
+            self.stdout.write(
+                f"OAuth client {cliente.name!r}: client_id {cliente.client_id}, "
+                f"redirect URI {cliente.redirect_uris} (public, PKCE S256)"
+            )
