@@ -12,12 +12,13 @@ from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Case, F, Q, Value, When
 from django.db.models.functions import Least, NullIf
 from django.utils import timezone
 
 from . import configuracion
+from .db import cursor_preparado
 from .models import Calendario, DetalleTicket, Feriado, Notificacion, PoliticaSLA, Prioridad, Ticket
 from .notificaciones import notificar_lote
 
@@ -296,6 +297,7 @@ def sla_barrer(*, ahora: datetime | None = None) -> Barrido:
     ahora = ahora or timezone.now()
     barrido = Barrido()
     subir = settings.SLA_SUBIR_PRIORIDAD
+    zona = timezone.get_current_timezone()
     with transaction.atomic():
         tickets = list(
             Ticket.objects.select_for_update(skip_locked=True, of=("self",))
@@ -354,26 +356,63 @@ def sla_barrer(*, ahora: datetime | None = None) -> Barrido:
                         "ticket": ticket,
                         "datos": {
                             "objetivo": objetivo,
-                            "vence": timezone.localtime(vence).isoformat(),
+                            "vence": vence.astimezone(zona).isoformat(),
                         },
                         "unico": f"{evento}:{ticket.pk}:{objetivo}",
                     }
                 )
-        # A statement per kind of event raised and per new priority, then the next moment of
-        # each ticket from what is now recorded. (One UPDATE with CASE over the id lists costs
-        # PostgreSQL more: it searches the lists for every row.)
-        for campo, pks in levantados.items():
-            Ticket.objects.filter(pk__in=pks).update(**{campo: ahora})
-        por_prioridad: dict[str, list[int]] = {}
-        for pk, prioridad in subidas.items():
-            por_prioridad.setdefault(prioridad, []).append(pk)
-        for prioridad, pks in por_prioridad.items():
-            Ticket.objects.filter(pk__in=pks).update(prioridad=prioridad)
-        Ticket.objects.filter(pk__in=[t.pk for t in tickets]).update(sla_proximo=_proximo_sql())
+        if connection.vendor == "postgresql":
+            _guardar_barrido(tickets, levantados, ahora)
+        else:
+            # A statement per kind of event raised and per new priority, then the next moment
+            # of each ticket from what is now recorded.
+            for campo, pks in levantados.items():
+                Ticket.objects.filter(pk__in=pks).update(**{campo: ahora})
+            por_prioridad: dict[str, list[int]] = {}
+            for pk, prioridad in subidas.items():
+                por_prioridad.setdefault(prioridad, []).append(pk)
+            for prioridad, pks in por_prioridad.items():
+                Ticket.objects.filter(pk__in=pks).update(prioridad=prioridad)
+            Ticket.objects.filter(pk__in=[t.pk for t in tickets]).update(sla_proximo=_proximo_sql())
         if detalles:
             DetalleTicket.objects.bulk_create(detalles)
         notificar_lote(eventos)
     return barrido
+
+
+# The moments the sweep records on a ticket as it raises an event.
+_LEVANTADOS = [f"{k}_{o}_en" for k in ("avisado", "incumplido") for o in OBJETIVOS]
+# The columns of the sweep's UPDATE on PostgreSQL, as arrays of one element per ticket: whether
+# each event was raised now, then the priority and the next moment the ticket now has.
+_TIPOS = {"id": "bigint"} | dict.fromkeys(_LEVANTADOS, "boolean")
+_TIPOS |= {"prioridad": "text", "sla_proximo": "timestamptz"}
+_ACTUALIZAR = "UPDATE {} AS t SET {} FROM unnest({}) AS v({}) WHERE t.id = v.id".format(  # noqa: S608 - fixed identifiers only
+    Ticket._meta.db_table,
+    ", ".join(
+        [f"{c} = CASE WHEN v.{c} THEN %s ELSE t.{c} END" for c in _LEVANTADOS]
+        + ["prioridad = v.prioridad", "sla_proximo = v.sla_proximo"]
+    ),
+    ", ".join(f"%s::{tipo}[]" for tipo in _TIPOS.values()),
+    ", ".join(_TIPOS),
+)
+
+
+def _guardar_barrido(tickets: list[Ticket], levantados: dict[str, list[int]], ahora) -> None:
+    """PostgreSQL: what the sweep changed on its tickets, in one UPDATE joined by id to the new
+    values: the events raised at `ahora`, the priority, and the next moment computed here from
+    the ticket as it now stands (`sla_proximo`; the tickets are locked). Each ticket gets one
+    new row version, where a statement per change made up to three."""
+    marcados = {campo: set(pks) for campo, pks in levantados.items()}
+    valores = {columna: [] for columna in _TIPOS}
+    for ticket in tickets:
+        ticket.sla_proximo = sla_proximo(ticket)
+        valores["id"].append(ticket.pk)
+        for campo in _LEVANTADOS:
+            valores[campo].append(ticket.pk in marcados.get(campo, ()))
+        valores["prioridad"].append(ticket.prioridad)
+        valores["sla_proximo"].append(ticket.sla_proximo)
+    with cursor_preparado() as cursor:
+        cursor.execute(_ACTUALIZAR, [ahora] * len(_LEVANTADOS) + list(valores.values()))
 
 
 configuracion.conectar(PoliticaSLA, Calendario, Feriado)
