@@ -501,19 +501,26 @@ def encolar(pks: list[int], *, countdown: float | None = None) -> None:
 
 def encolar_lote(pks: list[int], *, tamano: int = 100) -> None:
     """Enqueue the delivery of many rows as one task per `tamano` rows (a burst of thousands
-    would otherwise cost a task each); a lost task is the sweeper's, as with `encolar`."""
-    from .tasks import entregar_notificaciones_task
+    would otherwise cost a task each); a lost task is the sweeper's, as with `encolar`. The
+    tasks share one producer, and their arguments are summarised for monitoring (first and
+    last id, count) rather than printed whole."""
+    from .tasks import entregar_notificaciones_task as tarea
 
-    for i in range(0, len(pks), tamano):
-        try:
-            entregar_notificaciones_task.apply_async(
-                (pks[i : i + tamano],),
-                retry=True,
-                retry_policy={"max_retries": 1, "interval_start": 0, "interval_step": 0.2},
-            )
-        except Exception:
-            logger.warning("Could not enqueue %s notifications; the sweeper will", len(pks) - i)
-            return
+    enviados = 0
+    try:
+        with tarea.app.producer_or_acquire() as producer:
+            for i in range(0, len(pks), tamano):
+                lote = pks[i : i + tamano]
+                tarea.apply_async(
+                    (lote,),
+                    producer=producer,
+                    argsrepr=f"([{lote[0]} … {lote[-1]}: {len(lote)} ids],)",
+                    retry=True,
+                    retry_policy={"max_retries": 1, "interval_start": 0, "interval_step": 0.2},
+                )
+                enviados += len(lote)
+    except Exception:
+        logger.warning("Could not enqueue %s notifications; the sweeper will", len(pks) - enviados)
 
 
 configuracion.conectar(PreferenciaNotificacion)

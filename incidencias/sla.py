@@ -7,6 +7,7 @@ Each target (first response, resolution) has a due moment (`vence_*`) and a warn
 or the clock is stopped), so the sweep is one indexed range query.
 """
 
+import json
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -18,7 +19,6 @@ from django.db.models.functions import Least, NullIf
 from django.utils import timezone
 
 from . import configuracion
-from .db import cursor_preparado
 from .models import Calendario, DetalleTicket, Feriado, Notificacion, PoliticaSLA, Prioridad, Ticket
 from .notificaciones import notificar_lote
 
@@ -285,6 +285,12 @@ class Barrido:
 
 
 _SIGUIENTE_PRIORIDAD = dict(zip(Prioridad.values, Prioridad.values[1:], strict=False))
+# Per target: the fields of when it was met, its due and warning moments, and when its warning
+# and its breach were raised.
+_CAMPOS_OBJETIVO = [
+    (o, c, f"vence_{o}", f"aviso_{o}", f"avisado_{o}_en", f"incumplido_{o}_en")
+    for o, c in ((PRIMERA_RESPUESTA, "primera_respuesta_en"), (RESOLUCION, "resuelto_en"))
+]
 
 
 def sla_barrer(*, ahora: datetime | None = None) -> Barrido:
@@ -300,7 +306,9 @@ def sla_barrer(*, ahora: datetime | None = None) -> Barrido:
     zona = timezone.get_current_timezone()
     with transaction.atomic():
         tickets = list(
-            Ticket.objects.select_for_update(skip_locked=True, of=("self",))
+            # NO KEY UPDATE: a concurrent insert that refers to the ticket (an entry, a
+            # notification) need not wait for the sweep, which changes no key.
+            Ticket.objects.select_for_update(skip_locked=True, of=("self",), no_key=True)
             .select_related("departamento", "asignado")
             .filter(sla_proximo__lte=ahora, estado__in=ACTIVOS, sla_pausado_en__isnull=True)
             .order_by("sla_proximo")[: settings.SLA_BARRIDO_MAX]
@@ -310,18 +318,10 @@ def sla_barrer(*, ahora: datetime | None = None) -> Barrido:
         levantados: dict[str, list[int]] = {}
         eventos, subidas, detalles = [], {}, []
         for ticket in tickets:
-            for objetivo in OBJETIVOS:
-                if getattr(
-                    ticket,
-                    "primera_respuesta_en" if objetivo == PRIMERA_RESPUESTA else "resuelto_en",
-                ):
+            for objetivo, cumplido, en_vence, en_aviso, avisado, incumplido in _CAMPOS_OBJETIVO:
+                if getattr(ticket, cumplido):
                     continue
-                vence, aviso = (
-                    getattr(ticket, f"vence_{objetivo}"),
-                    getattr(ticket, f"aviso_{objetivo}"),
-                )
-                avisado = f"avisado_{objetivo}_en"
-                incumplido = f"incumplido_{objetivo}_en"
+                vence, aviso = getattr(ticket, en_vence), getattr(ticket, en_aviso)
                 if vence is not None and vence <= ahora and getattr(ticket, incumplido) is None:
                     evento, campos = Notificacion.Evento.SLA_INCUMPLIDO, [incumplido, avisado]
                     barrido.incumplidos += 1
@@ -382,37 +382,36 @@ def sla_barrer(*, ahora: datetime | None = None) -> Barrido:
 
 # The moments the sweep records on a ticket as it raises an event.
 _LEVANTADOS = [f"{k}_{o}_en" for k in ("avisado", "incumplido") for o in OBJETIVOS]
-# The columns of the sweep's UPDATE on PostgreSQL, as arrays of one element per ticket: whether
-# each event was raised now, then the priority and the next moment the ticket now has.
-_TIPOS = {"id": "bigint"} | dict.fromkeys(_LEVANTADOS, "boolean")
-_TIPOS |= {"prioridad": "text", "sla_proximo": "timestamptz"}
-_ACTUALIZAR = "UPDATE {} AS t SET {} FROM unnest({}) AS v({}) WHERE t.id = v.id".format(  # noqa: S608 - fixed identifiers only
-    Ticket._meta.db_table,
-    ", ".join(
-        [f"{c} = CASE WHEN v.{c} THEN %s ELSE t.{c} END" for c in _LEVANTADOS]
-        + ["prioridad = v.prioridad", "sla_proximo = v.sla_proximo"]
-    ),
-    ", ".join(f"%s::{tipo}[]" for tipo in _TIPOS.values()),
-    ", ".join(_TIPOS),
+# The sweep's UPDATE on PostgreSQL, joined by id to one JSON record per ticket: the moments of
+# the events raised now (absent: unchanged), its priority and its next moment.
+_ACTUALIZAR = (  # noqa: S608 - fixed identifiers only
+    "UPDATE {tabla} AS t SET {levantados}, prioridad = v.prioridad, sla_proximo = v.sla_proximo "
+    "FROM json_to_recordset(%s::json) AS v(id bigint, {columnas}, prioridad text, "
+    "sla_proximo timestamptz) WHERE t.id = v.id"
+).format(
+    tabla=Ticket._meta.db_table,
+    levantados=", ".join(f"{c} = COALESCE(v.{c}, t.{c})" for c in _LEVANTADOS),
+    columnas=", ".join(f"{c} timestamptz" for c in _LEVANTADOS),
 )
 
 
 def _guardar_barrido(tickets: list[Ticket], levantados: dict[str, list[int]], ahora) -> None:
     """PostgreSQL: what the sweep changed on its tickets, in one UPDATE joined by id to the new
-    values: the events raised at `ahora`, the priority, and the next moment computed here from
-    the ticket as it now stands (`sla_proximo`; the tickets are locked). Each ticket gets one
-    new row version, where a statement per change made up to three."""
-    marcados = {campo: set(pks) for campo, pks in levantados.items()}
-    valores = {columna: [] for columna in _TIPOS}
+    values, sent as one JSON document: the events raised at `ahora`, the priority, and the next
+    moment computed here from the ticket as it now stands (`sla_proximo`; the tickets are
+    locked). Each ticket gets one new row version, where a statement per change made up to
+    three, and the values cost one parameter to send."""
+    momento = ahora.isoformat()
+    registros = {t.pk: {"id": t.pk, "prioridad": t.prioridad} for t in tickets}
+    for campo, pks in levantados.items():
+        for pk in pks:
+            registros[pk][campo] = momento
     for ticket in tickets:
         ticket.sla_proximo = sla_proximo(ticket)
-        valores["id"].append(ticket.pk)
-        for campo in _LEVANTADOS:
-            valores[campo].append(ticket.pk in marcados.get(campo, ()))
-        valores["prioridad"].append(ticket.prioridad)
-        valores["sla_proximo"].append(ticket.sla_proximo)
-    with cursor_preparado() as cursor:
-        cursor.execute(_ACTUALIZAR, [ahora] * len(_LEVANTADOS) + list(valores.values()))
+        proximo = ticket.sla_proximo
+        registros[ticket.pk]["sla_proximo"] = proximo.isoformat() if proximo else None
+    with connection.cursor() as cursor:
+        cursor.execute(_ACTUALIZAR, [json.dumps(list(registros.values()))])
 
 
 configuracion.conectar(PoliticaSLA, Calendario, Feriado)
