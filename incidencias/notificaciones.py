@@ -382,6 +382,7 @@ _COLUMNAS = (
 
 
 def _por_copy() -> bool:
+    """Whether rows go in by COPY (PostgreSQL) rather than `bulk_create`."""
     return connection.vendor == "postgresql"
 
 
@@ -400,7 +401,7 @@ def _escribir_filas(filas: list[tuple]) -> list[int]:
         for c in ("id", *_COLUMNAS)
     )
     with connection.cursor() as cursor:
-        cursor.execute(  # the sequence named once (by name it is looked up for every row)
+        cursor.execute(  # a constant: pg_get_serial_sequence() would run for every row
             "SELECT nextval(%s::regclass) FROM generate_series(1, %s)",
             [f"{tabla}_id_seq", len(filas)],
         )
