@@ -281,7 +281,7 @@ class Ticket(models.Model):
     numero = models.BigIntegerField(_("number"), unique=True, editable=False)
     asunto = models.CharField(_("subject"), max_length=998, blank=True)
     estado = models.CharField(
-        _("state"), max_length=10, choices=Estado.choices, default=Estado.NUEVO, db_index=True
+        _("state"), max_length=10, choices=Estado.choices, default=Estado.NUEVO
     )
     prioridad = models.CharField(
         _("priority"), max_length=10, choices=Prioridad.choices, default=Prioridad.NORMAL
@@ -293,6 +293,7 @@ class Ticket(models.Model):
         blank=True,
         related_name="tickets",
         verbose_name=_("department"),
+        db_index=False,  # ticket_dep_estado leads with it
     )
     asignado = models.ForeignKey(
         settings.AUTH_USER_MODEL,
@@ -301,6 +302,7 @@ class Ticket(models.Model):
         blank=True,
         related_name="tickets_asignados",
         verbose_name=_("assignee"),
+        db_index=False,  # ticket_asignado_estado leads with it
     )
     solicitante_nombre = models.CharField(_("requester name"), max_length=255, blank=True)
     solicitante_email = models.EmailField(_("requester email"), max_length=254, blank=True)
@@ -318,6 +320,7 @@ class Ticket(models.Model):
         blank=True,
         related_name="+",
         verbose_name=_("follows up on"),
+        db_index=False,  # a partial index in Meta
     )
     creado = models.DateTimeField(_("created"), auto_now_add=True, db_index=True)
     actualizado = models.DateTimeField(_("updated"), auto_now=True)
@@ -354,9 +357,17 @@ class Ticket(models.Model):
         verbose_name = _("ticket")
         verbose_name_plural = _("tickets")
         ordering = ["-creado"]
+        # Each write of a ticket (the SLA sweep's included) maintains every index: no index
+        # repeats the leading column of another, and a column rarely set is indexed where set.
         indexes = [
+            models.Index(fields=["estado"], name="ticket_estado"),
             models.Index(fields=["departamento", "estado"], name="ticket_dep_estado"),
             models.Index(fields=["asignado", "estado"], name="ticket_asignado_estado"),
+            models.Index(
+                fields=["relacionado"],
+                condition=models.Q(relacionado__isnull=False),
+                name="ticket_relacionado",
+            ),
             models.Index(
                 fields=["sla_proximo"],
                 condition=models.Q(sla_proximo__isnull=False),
@@ -549,6 +560,7 @@ class Notificacion(models.Model):
         blank=True,
         related_name="notificaciones",
         verbose_name=_("entry"),
+        db_index=False,  # a partial index in Meta
     )
     # The destination: a department's channel, a person, or an address.
     departamento = models.ForeignKey(
@@ -558,6 +570,7 @@ class Notificacion(models.Model):
         blank=True,
         related_name="+",
         verbose_name=_("department"),
+        db_index=False,  # a partial index in Meta
     )
     usuario = models.ForeignKey(
         settings.AUTH_USER_MODEL,
@@ -566,6 +579,7 @@ class Notificacion(models.Model):
         blank=True,
         related_name="notificaciones",
         verbose_name=_("user"),
+        db_index=False,  # a partial index in Meta
     )
     correo = models.EmailField(_("email address"), max_length=254, blank=True)
     idioma = models.CharField(_("language"), max_length=10, blank=True)
@@ -578,20 +592,54 @@ class Notificacion(models.Model):
     proximo_intento = models.DateTimeField(_("next attempt"), null=True, blank=True)
     ultimo_error = models.TextField(_("last error"), blank=True)
     resultado = models.CharField(_("result"), max_length=255, blank=True)
-    message_id = models.CharField(_("Message-ID"), max_length=255, blank=True, db_index=True)
+    message_id = models.CharField(_("Message-ID"), max_length=255, blank=True)
     creado = models.DateTimeField(_("created"), auto_now_add=True, db_index=True)
     enviado_en = models.DateTimeField(_("sent at"), null=True, blank=True)
-    unico = models.CharField(
-        _("once-only key"), max_length=255, null=True, blank=True, unique=True, editable=False
+    # Once-only events (the SLA sweep's): unique where set (a constraint in Meta).
+    unico = models.CharField(  # noqa: DJ001 - NULL: no key, which the constraint skips
+        _("once-only key"), max_length=255, null=True, blank=True, editable=False
     )
 
     class Meta:
         verbose_name = _("notification")
         verbose_name_plural = _("notifications")
         ordering = ["-creado", "-id"]
+        # Every row written maintains every index, and most columns below are empty on most
+        # rows: those indexes only hold the rows that have a value (migration 0008).
         indexes = [
             models.Index(fields=["estado", "proximo_intento"], name="notificacion_cola"),
-            models.Index(fields=["evento", "correo", "creado"], name="notificacion_acuse"),
+            models.Index(
+                fields=["correo", "creado"],
+                condition=models.Q(evento="acuse"),
+                name="notificacion_acuse",
+            ),
+            models.Index(
+                fields=["message_id"],
+                condition=~models.Q(message_id=""),
+                name="notificacion_message_id",
+            ),
+            models.Index(
+                fields=["departamento"],
+                condition=models.Q(departamento__isnull=False),
+                name="notificacion_departamento",
+            ),
+            models.Index(
+                fields=["detalle"],
+                condition=models.Q(detalle__isnull=False),
+                name="notificacion_detalle",
+            ),
+            models.Index(
+                fields=["usuario"],
+                condition=models.Q(usuario__isnull=False),
+                name="notificacion_usuario",
+            ),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["unico"],
+                condition=models.Q(unico__isnull=False),
+                name="notificacion_unico",
+            ),
         ]
 
     def __str__(self):

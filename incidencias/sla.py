@@ -7,12 +7,13 @@ Each target (first response, resolution) has a due moment (`vence_*`) and a warn
 or the clock is stopped), so the sweep is one indexed range query.
 """
 
+import json
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Case, F, Q, Value, When
 from django.db.models.functions import Least, NullIf
 from django.utils import timezone
@@ -284,6 +285,12 @@ class Barrido:
 
 
 _SIGUIENTE_PRIORIDAD = dict(zip(Prioridad.values, Prioridad.values[1:], strict=False))
+# Per target: the fields of when it was met, its due and warning moments, and when its warning
+# and its breach were raised.
+_CAMPOS_OBJETIVO = [
+    (o, c, f"vence_{o}", f"aviso_{o}", f"avisado_{o}_en", f"incumplido_{o}_en")
+    for o, c in ((PRIMERA_RESPUESTA, "primera_respuesta_en"), (RESOLUCION, "resuelto_en"))
+]
 
 
 def sla_barrer(*, ahora: datetime | None = None) -> Barrido:
@@ -296,9 +303,12 @@ def sla_barrer(*, ahora: datetime | None = None) -> Barrido:
     ahora = ahora or timezone.now()
     barrido = Barrido()
     subir = settings.SLA_SUBIR_PRIORIDAD
+    zona = timezone.get_current_timezone()
     with transaction.atomic():
         tickets = list(
-            Ticket.objects.select_for_update(skip_locked=True, of=("self",))
+            # NO KEY UPDATE: a concurrent insert that refers to the ticket (an entry, a
+            # notification) need not wait for the sweep, which changes no key.
+            Ticket.objects.select_for_update(skip_locked=True, of=("self",), no_key=True)
             .select_related("departamento", "asignado")
             .filter(sla_proximo__lte=ahora, estado__in=ACTIVOS, sla_pausado_en__isnull=True)
             .order_by("sla_proximo")[: settings.SLA_BARRIDO_MAX]
@@ -308,18 +318,10 @@ def sla_barrer(*, ahora: datetime | None = None) -> Barrido:
         levantados: dict[str, list[int]] = {}
         eventos, subidas, detalles = [], {}, []
         for ticket in tickets:
-            for objetivo in OBJETIVOS:
-                if getattr(
-                    ticket,
-                    "primera_respuesta_en" if objetivo == PRIMERA_RESPUESTA else "resuelto_en",
-                ):
+            for objetivo, cumplido, en_vence, en_aviso, avisado, incumplido in _CAMPOS_OBJETIVO:
+                if getattr(ticket, cumplido):
                     continue
-                vence, aviso = (
-                    getattr(ticket, f"vence_{objetivo}"),
-                    getattr(ticket, f"aviso_{objetivo}"),
-                )
-                avisado = f"avisado_{objetivo}_en"
-                incumplido = f"incumplido_{objetivo}_en"
+                vence, aviso = getattr(ticket, en_vence), getattr(ticket, en_aviso)
                 if vence is not None and vence <= ahora and getattr(ticket, incumplido) is None:
                     evento, campos = Notificacion.Evento.SLA_INCUMPLIDO, [incumplido, avisado]
                     barrido.incumplidos += 1
@@ -354,26 +356,62 @@ def sla_barrer(*, ahora: datetime | None = None) -> Barrido:
                         "ticket": ticket,
                         "datos": {
                             "objetivo": objetivo,
-                            "vence": timezone.localtime(vence).isoformat(),
+                            "vence": vence.astimezone(zona).isoformat(),
                         },
                         "unico": f"{evento}:{ticket.pk}:{objetivo}",
                     }
                 )
-        # A statement per kind of event raised and per new priority, then the next moment of
-        # each ticket from what is now recorded. (One UPDATE with CASE over the id lists costs
-        # PostgreSQL more: it searches the lists for every row.)
-        for campo, pks in levantados.items():
-            Ticket.objects.filter(pk__in=pks).update(**{campo: ahora})
-        por_prioridad: dict[str, list[int]] = {}
-        for pk, prioridad in subidas.items():
-            por_prioridad.setdefault(prioridad, []).append(pk)
-        for prioridad, pks in por_prioridad.items():
-            Ticket.objects.filter(pk__in=pks).update(prioridad=prioridad)
-        Ticket.objects.filter(pk__in=[t.pk for t in tickets]).update(sla_proximo=_proximo_sql())
+        if connection.vendor == "postgresql":
+            _guardar_barrido(tickets, levantados, ahora)
+        else:
+            # A statement per kind of event raised and per new priority, then the next moment
+            # of each ticket from what is now recorded.
+            for campo, pks in levantados.items():
+                Ticket.objects.filter(pk__in=pks).update(**{campo: ahora})
+            por_prioridad: dict[str, list[int]] = {}
+            for pk, prioridad in subidas.items():
+                por_prioridad.setdefault(prioridad, []).append(pk)
+            for prioridad, pks in por_prioridad.items():
+                Ticket.objects.filter(pk__in=pks).update(prioridad=prioridad)
+            Ticket.objects.filter(pk__in=[t.pk for t in tickets]).update(sla_proximo=_proximo_sql())
         if detalles:
             DetalleTicket.objects.bulk_create(detalles)
         notificar_lote(eventos)
     return barrido
+
+
+# The moments the sweep records on a ticket as it raises an event.
+_LEVANTADOS = [f"{k}_{o}_en" for k in ("avisado", "incumplido") for o in OBJETIVOS]
+# The sweep's UPDATE on PostgreSQL, joined by id to one JSON record per ticket: the moments of
+# the events raised now (absent: unchanged), its priority and its next moment.
+_ACTUALIZAR = (  # noqa: S608 - fixed identifiers only
+    "UPDATE {tabla} AS t SET {levantados}, prioridad = v.prioridad, sla_proximo = v.sla_proximo "
+    "FROM json_to_recordset(%s::json) AS v(id bigint, {columnas}, prioridad text, "
+    "sla_proximo timestamptz) WHERE t.id = v.id"
+).format(
+    tabla=Ticket._meta.db_table,
+    levantados=", ".join(f"{c} = COALESCE(v.{c}, t.{c})" for c in _LEVANTADOS),
+    columnas=", ".join(f"{c} timestamptz" for c in _LEVANTADOS),
+)
+
+
+def _guardar_barrido(tickets: list[Ticket], levantados: dict[str, list[int]], ahora) -> None:
+    """PostgreSQL: what the sweep changed on its tickets, in one UPDATE joined by id to the new
+    values, sent as one JSON document: the events raised at `ahora`, the priority, and the next
+    moment computed here from the ticket as it now stands (`sla_proximo`; the tickets are
+    locked). Each ticket gets one new row version, where a statement per change made up to
+    three, and the values cost one parameter to send."""
+    momento = ahora.isoformat()
+    registros = {t.pk: {"id": t.pk, "prioridad": t.prioridad} for t in tickets}
+    for campo, pks in levantados.items():
+        for pk in pks:
+            registros[pk][campo] = momento
+    for ticket in tickets:
+        ticket.sla_proximo = sla_proximo(ticket)
+        proximo = ticket.sla_proximo
+        registros[ticket.pk]["sla_proximo"] = proximo.isoformat() if proximo else None
+    with connection.cursor() as cursor:
+        cursor.execute(_ACTUALIZAR, [json.dumps(list(registros.values()))])
 
 
 configuracion.conectar(PoliticaSLA, Calendario, Feriado)

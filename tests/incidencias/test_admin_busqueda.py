@@ -202,3 +202,59 @@ def test_a_malformed_calendar_is_refused_and_never_stops_mail(soporte, horario):
     resultado = ingest_raw(mail("cal@x", "Caso", "texto"), cuenta=cuenta)
     assert resultado.ticket is not None
     assert resultado.ticket.departamento == soporte
+
+
+def _plantar_vector(tabla: str, trigger: str, pk: int, palabra: str) -> None:
+    """Store a vector the text does not give (the trigger off meanwhile), to tell whether a
+    later write recomputed it."""
+    with connection.cursor() as cursor:
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")  # no pending checks, for ALTER TABLE
+        cursor.execute(f"ALTER TABLE {tabla} DISABLE TRIGGER {trigger}")
+        cursor.execute(
+            f"UPDATE {tabla} SET busqueda = to_tsvector('simple', %s) WHERE id = %s",  # noqa: S608 - a test's fixed SQL
+            [palabra, pk],
+        )
+        cursor.execute(f"ALTER TABLE {tabla} ENABLE TRIGGER {trigger}")
+        cursor.execute("SET CONSTRAINTS ALL DEFERRED")
+
+
+def test_it_recomputes_a_tickets_search_vector_only_when_its_text_changes(postgres):
+    ticket = ingest_raw(mail("a@x", "Servidor caído", "no responde")).ticket
+    _plantar_vector("incidencias_ticket", "incidencias_ticket_busqueda", ticket.pk, "marcador")
+    ticket.refresh_from_db()
+
+    ticket.prioridad = "alta"
+    ticket.save()  # every column written, the text unchanged: the vector is left alone
+    assert list(ticket_buscar(texto="marcador")) == [ticket]
+
+    ticket.asunto = "Corte de fibra"
+    ticket.save()
+    assert list(ticket_buscar(texto="fibra")) == [ticket]
+    assert list(ticket_buscar(texto="marcador")) == []
+
+    Ticket.objects.filter(pk=ticket.pk).update(solicitante_email="marta.rojas@example.org")
+    assert list(ticket_buscar(texto="marta.rojas@example.org")) == [ticket]
+
+    ticket.refresh_from_db()
+    ticket.busqueda = None  # an instance that never read its vector writes it back empty
+    ticket.save()
+    assert list(ticket_buscar(texto="fibra")) == [ticket]
+
+
+def test_it_recomputes_an_entrys_search_vector_only_when_its_text_changes(postgres):
+    ticket = ingest_raw(mail("a@x", "Hola", "la impresora falla")).ticket
+    detalle = ticket.detalles.get()
+    _plantar_vector(
+        "incidencias_detalleticket", "incidencias_detalle_busqueda", detalle.pk, "marcador"
+    )
+    detalle.refresh_from_db()
+
+    detalle.nota = "revisado"
+    detalle.save()
+    assert list(ticket_buscar(texto="marcador")) == [ticket]
+    assert list(ticket_buscar(texto="impresora")) == []  # the planted vector stands
+
+    detalle.texto = "la impresora sigue fallando"
+    detalle.save()
+    assert list(ticket_buscar(texto="impresora")) == [ticket]
+    assert list(ticket_buscar(texto="marcador")) == []

@@ -326,9 +326,11 @@ def test_it_leaves_the_priority_alone_by_default(soporte, politica, canales):
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize("subir", [False, True], ids=["same-priority", "priority-raised"])
 def test_it_sweeps_in_a_constant_number_of_queries(
-    soporte, politica, ana, jefa, canales, monkeypatch
+    soporte, politica, ana, jefa, canales, monkeypatch, settings, subir
 ):
+    settings.SLA_SUBIR_PRIORIDAD = subir
     if connection.vendor == "sqlite":
         # Django splits bulk inserts at SQLite's historical 999 parameters; the SQLite we run
         # on (>= 3.32) takes 32,766, as PostgreSQL takes 65,535.
@@ -346,7 +348,9 @@ def test_it_sweeps_in_a_constant_number_of_queries(
         with CaptureQueriesContext(connection) as consultas:
             barrido = sla_barrer(ahora=cr(MARTES, "10:05"))
         assert barrido.incumplidos == n
-        return len(consultas)
+        assert Notificacion.objects.count() == 4 * n
+        assert Ticket.objects.filter(prioridad="alta" if subir else "normal").count() == n
+        return [q["sql"].split()[0] for q in consultas]
 
     barrer(1)  # the per-process caches (preferences, policies) are loaded
     assert barrer(5) == barrer(50)
