@@ -59,6 +59,6 @@ def backward(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("incidencias", "0006_dedup_key_first")]
+    dependencies = [("incidencias", "0007_sla_tickets_anteriores")]
 
     operations = [migrations.RunPython(forward, backward)]

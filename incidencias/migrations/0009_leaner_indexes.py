@@ -34,7 +34,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("incidencias", "0007_search_triggers_on_changed_text"),
+        ("incidencias", "0008_search_triggers_on_changed_text"),
         ("sso", "0004_consumidor_ip_solapamiento_uso"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
