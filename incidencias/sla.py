@@ -16,7 +16,8 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Case, F, Q, Value, When
 from django.db.models.functions import Least, NullIf
-from django.utils import timezone
+from django.utils import timezone, translation
+from django.utils.translation import gettext as _
 
 from . import configuracion
 from .models import Calendario, DetalleTicket, Feriado, Notificacion, PoliticaSLA, Prioridad, Ticket
@@ -83,7 +84,7 @@ def sumar_minutos_habiles(
     feriados = feriados or set()
     current = inicio.astimezone(tz)
     remaining = timedelta(minutes=minutos)
-    for _ in range(_MAX_DAYS):
+    for _dia in range(_MAX_DAYS):
         day = current.date()
         if day not in feriados:
             for start, end in _spans(calendario, day.weekday()):
@@ -264,6 +265,8 @@ def _reanudar(ticket: Ticket, ahora: datetime) -> None:
     if ticket.primera_respuesta_en is None:
         objetivos.append(PRIMERA_RESPUESTA)
     for objetivo in objetivos:
+        if getattr(ticket, f"incumplido_{objetivo}_en") is not None:
+            continue  # a breach already raised stays a breach: its due date does not move
         for campo in (f"vence_{objetivo}", f"aviso_{objetivo}"):
             momento = getattr(ticket, campo)
             if momento is not None:
@@ -275,6 +278,16 @@ def _reanudar(ticket: Ticket, ahora: datetime) -> None:
 
 
 # --- The sweep ------------------------------------------------------------------------------
+
+
+def _nota_prioridad(anterior: str, nueva: str, objetivo: str) -> str:
+    """The thread's note of a priority raised by a breach, in the site's language."""
+    with translation.override(settings.LANGUAGE_CODE):
+        return _("Priority raised from %(anterior)s to %(nueva)s: SLA breached (%(objetivo)s)") % {
+            "anterior": Prioridad(anterior).label,
+            "nueva": Prioridad(nueva).label,
+            "objetivo": _("first response") if objetivo == PRIMERA_RESPUESTA else _("resolution"),
+        }
 
 
 @dataclass
@@ -333,10 +346,7 @@ def sla_barrer(*, ahora: datetime | None = None) -> Barrido:
                             DetalleTicket(
                                 ticket=ticket,
                                 tipo=DetalleTicket.Tipo.EVENTO,
-                                texto=(
-                                    f"Prioridad elevada de {anterior} a {ticket.prioridad} "
-                                    f"por incumplimiento del SLA ({objetivo.replace('_', ' ')})"
-                                ),
+                                texto=_nota_prioridad(anterior, ticket.prioridad, objetivo),
                             )
                         )
                         barrido.prioridades += 1

@@ -196,6 +196,22 @@ def test_it_stops_the_clock_while_waiting_on_the_customer(soporte, politica, ana
 
 
 @pytest.mark.django_db
+def test_a_breach_already_raised_stays_a_breach_after_a_pause(soporte, politica, ana):
+    ticket = nuevo_ticket(soporte, cr(VIERNES, "14:00"), ana)
+    assert sla_barrer(ahora=cr(VIERNES, "16:30")).incumplidos == 1  # first response missed
+    with time_machine.travel(cr(VIERNES, "16:45"), tick=False):
+        ticket = ticket_cambiar_estado(ticket=ticket, estado="en_espera", por=ana)
+    with time_machine.travel(cr(LUNES, "08:30"), tick=False):
+        ticket = ticket_cambiar_estado(ticket=ticket, estado="abierto")
+    assert ticket.vence_primera_respuesta == cr(VIERNES, "16:00")  # not moved by the pause
+    assert ticket.vence_resolucion == cr(LUNES, "13:45")  # moved by 45 business minutes
+    with time_machine.travel(cr(LUNES, "08:31"), tick=False):
+        assert tickets_sla(tickets=Ticket.objects.filter(pk=ticket.pk)).get().estado_sla == (
+            "incumplido"
+        )
+
+
+@pytest.mark.django_db
 def test_it_adds_nothing_for_a_pause_outside_business_hours(soporte, politica):
     ticket = nuevo_ticket(soporte, cr(VIERNES, "14:00"))
     with time_machine.travel(cr(VIERNES, "17:30"), tick=False):
