@@ -7,6 +7,8 @@ import socket
 
 import pytest
 
+from tests.notificaciones.conftest import regla, smtp  # noqa: F401 - shared fixtures
+from tests.notificaciones.test_worker import trabajador  # noqa: F401 - shared fixture
 from webhooks import synology as transporte
 
 BOT_TOKEN = "bot-secreto-9f8e7d"
