@@ -5,7 +5,8 @@
 - anything else: an OAuth2 access token, looked up by its SHA-256 (one query, with its user
   and client).
 
-`BearerAuthentication` is the one class of every Bearer endpoint.
+`BearerAuthentication` authenticates the login API (envelope D); SSO/refreshUserToken reads its
+user token itself (`bearer`).
 """
 
 import hashlib
