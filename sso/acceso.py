@@ -364,8 +364,10 @@ def _find_usuario_login(identificador: str) -> Usuario | None:
 
 @sensitive_variables("password")
 def acceso_login(*, identificador: str, password: str, ip: str | None) -> Usuario:
-    """Check an email-or-phone and password (the login API, the authorization server's login
-    page); the user, or an AccesoError subclass. Same counters and costs as `acceso_normal`.
+    """Check an email-or-phone and password: the one check of the login API and of the
+    authorization server's sign-in page. The user, or an AccesoError subclass; same counters
+    and costs as `acceso_normal` (lockout checked before any hasher runs, an unknown login
+    costs one hasher run like a wrong password).
 
     The account's failure count is not cleared here: the caller does it once the sign-in is
     complete (after the second factor, when there is one) with `acceso_completado`.
@@ -376,16 +378,9 @@ def acceso_login(*, identificador: str, password: str, ip: str | None) -> Usuari
         intentos_clave_ip(ip=ip),
     ]
     _refuse_if_locked(claves=claves)  # before any hasher runs
-    if usuario is None or not usuario.has_usable_password():
-        _burn_hasher(password)
-        motivo = "unknown user" if usuario is None else "no usable password"
-    elif not usuario.is_active:
-        check_password(password, usuario.password)
-        motivo = "inactive user"
-    elif usuario.check_password(password):
+    motivo = _password_rechazo(usuario=usuario, password=password)
+    if motivo is None:
         return usuario
-    else:
-        motivo = "wrong password"
     intentos_fallo(claves=claves, motivo=motivo)
     raise CredencialesInvalidas()
 

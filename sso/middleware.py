@@ -3,8 +3,8 @@
 Signed-in staff whose session was not verified with a second factor are sent to the
 verification page, or to enrolment when they have no device yet; the admin and every staff
 page are covered. Installed after django-otp's `OTPMiddleware`, which tells whether the session
-is verified. APIs (Bearer tokens, no session), static files and the 2FA pages themselves are
-left alone.
+is verified. APIs (Bearer tokens, no session), static files, the 2FA pages themselves and the
+sign-in page of the OAuth2 flow with its 2FA step are left alone.
 """
 
 from django.conf import settings
@@ -14,7 +14,8 @@ from django.utils.http import urlencode
 
 from .dosfa import dosfa_activo
 
-_LIBRES = ("/api/", "/healthz", "/i18n/", "/v2/", "/.well-known/")
+# The sign-in page of the OAuth2 flow (and its 2FA step) verifies the second factor itself.
+_LIBRES = ("/api/", "/healthz", "/i18n/", "/v2/", "/.well-known/", "/oauth/login")
 
 
 class DosfaStaffMiddleware:

@@ -14,14 +14,13 @@ Tokens are stored only as SHA-256 (DOT's RFC 9700 token storage), client secrets
 password hasher; nothing here logs a code, token or secret.
 """
 
-import base64
 import hashlib
-import json
 import logging
 from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Max, Min
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 from oauth2_provider.generators import generate_client_secret
@@ -30,6 +29,7 @@ from oauth2_provider.models import (
     get_access_token_model,
     get_grant_model,
     get_refresh_token_model,
+    revoke_access_token,
 )
 from oauth2_provider.oauth2_validators import OAuth2Validator
 from oauthlib.oauth2.rfc6749 import errors
@@ -43,25 +43,6 @@ GRANT_TYPES = {"authorization_code", "refresh_token"}
 
 def _sha256(valor: str) -> str:
     return hashlib.sha256(valor.encode("utf-8")).hexdigest()
-
-
-def kid_rfc7638(clave_publica) -> str:
-    """The RFC 7638 thumbprint of an RSA public key: base64url (no padding) of the SHA-256 of
-    the canonical JSON of its `e`, `kty` and `n`. DOT's JWKS and id_token headers use the
-    same value (jwcrypto's `thumbprint()`), and so do the JWTs of /v2/auth/gettoken."""
-
-    def b64(numero: int) -> str:
-        crudo = numero.to_bytes((numero.bit_length() + 7) // 8, "big")
-        return base64.urlsafe_b64encode(crudo).rstrip(b"=").decode("ascii")
-
-    numeros = clave_publica.public_numbers()
-    canonico = json.dumps(
-        {"e": b64(numeros.e), "kty": "RSA", "n": b64(numeros.n)},
-        separators=(",", ":"),
-        sort_keys=True,
-    )
-    digest = hashlib.sha256(canonico.encode("ascii")).digest()
-    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
 
 
 def familia_revocar(*, familia) -> None:
@@ -249,22 +230,82 @@ def cliente_rotar_secreto(*, cliente: AplicacionOAuth) -> str:
 
 
 @transaction.atomic
+def _tokens_revocar(**filtro) -> bool:
+    """Revoke the refresh tokens, and delete the access tokens and unused codes, that match
+    `filtro` (`application=`, `user=`, or both). Whether any of them was live."""
+    ahora = timezone.now()
+    accesos = get_access_token_model().objects.filter(**filtro)
+    vivos = accesos.filter(expires__gt=ahora).exists()
+    revocados = (
+        get_refresh_token_model()
+        .objects.filter(revoked__isnull=True, **filtro)
+        .update(revoked=ahora, access_token=None, updated=ahora)
+    )
+    accesos.delete()
+    get_grant_model().objects.filter(**filtro).delete()
+    return vivos or bool(revocados)
+
+
+@transaction.atomic
 def cliente_desactivar(*, cliente: AplicacionOAuth) -> None:
     """Disable a client: no new flows, and every token it holds is revoked."""
     cliente.activo = False
     cliente.save(update_fields=["activo", "updated"])
-    ahora = timezone.now()
-    get_refresh_token_model().objects.filter(application=cliente, revoked__isnull=True).update(
-        revoked=ahora, access_token=None, updated=ahora
-    )
-    get_access_token_model().objects.filter(application=cliente).delete()
-    get_grant_model().objects.filter(application=cliente).delete()
+    _tokens_revocar(application=cliente)
     logger.info("OAuth2 client %s disabled; its tokens revoked", cliente.pk)
 
 
 def cliente_activar(*, cliente: AplicacionOAuth) -> None:
     cliente.activo = True
     cliente.save(update_fields=["activo", "updated"])
+
+
+# --- A user's grants (the login API's app sessions) ----------------------------------------------
+
+
+def concesiones_de_usuario(*, usuario: Usuario) -> list[dict]:
+    """The applications holding live tokens of the user, most recently used first: one item
+    per application with when it was first granted and last issued a token (two queries)."""
+    ahora = timezone.now()
+    por_app: dict[int, dict] = {}
+    for modelo, vivos in (
+        (get_access_token_model(), {"expires__gt": ahora}),
+        (get_refresh_token_model(), {"revoked__isnull": True}),
+    ):
+        filas = (
+            modelo.objects.filter(user=usuario, application__isnull=False, **vivos)
+            .values("application_id", "application__name")
+            .annotate(desde=Min("created"), hasta=Max("created"))
+            .order_by()
+        )
+        for fila in filas:
+            item = por_app.setdefault(
+                fila["application_id"],
+                {"aplicacion": fila["application_id"], "nombre": fila["application__name"]},
+            )
+            item["desde"] = min(item.get("desde", fila["desde"]), fila["desde"])
+            item["hasta"] = max(item.get("hasta", fila["hasta"]), fila["hasta"])
+    return sorted(
+        por_app.values(), key=lambda item: (item["hasta"], item["aplicacion"]), reverse=True
+    )
+
+
+def concesion_revocar(*, usuario: Usuario, aplicacion_id: int) -> bool:
+    """Revoke every token the user granted one application; False if it held none live."""
+    revocada = _tokens_revocar(user=usuario, application_id=aplicacion_id)
+    if revocada:
+        logger.info("OAuth2 grant of user %s to client %s revoked", usuario.pk, aplicacion_id)
+    return revocada
+
+
+def concesiones_revocar_usuario(*, usuario: Usuario) -> None:
+    """Revoke every OAuth2 token of the user (disabling them)."""
+    _tokens_revocar(user=usuario)
+
+
+def token_oauth_revocar(*, token) -> None:
+    """Logout with an OAuth2 access token: it dies with its refresh token (RFC 7009 §2.1)."""
+    revoke_access_token(token)
 
 
 # --- Cleanup -------------------------------------------------------------------------------------

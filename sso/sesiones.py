@@ -1,8 +1,10 @@
-"""A user's sessions: sign-ins applications registered (`SesionApp`) and the user tokens
-that are still alive. A user sees and ends their own; disabling a user ends all of them.
+"""A user's sessions: sign-ins applications registered (`SesionApp`), the user tokens that
+are still alive, and the OAuth2 applications holding live tokens of theirs (`sso.oauth`). A
+user sees and ends their own; disabling a user ends all of them.
 
-Items are named `"<id>"` (an application session, the id `register` returned) or
-`"token-<id>"` (a user token), so one `DELETE /api/app-sessions/{id}` ends either.
+Items are named `"<id>"` (an application session, the id `register` returned), `"token-<id>"`
+(a user token) or `"oauth-<id>"` (an OAuth2 client's grant: all its tokens of the user), so one
+`DELETE /api/app-sessions/{id}` ends any of them.
 """
 
 from django.db import transaction
@@ -10,6 +12,7 @@ from django.db.models.signals import post_save
 from django.utils import timezone
 
 from .models import SesionApp, TokenUsuario, Usuario
+from .oauth import concesion_revocar, concesiones_de_usuario, concesiones_revocar_usuario
 from .tokens import tokens_revocar_usuario
 
 
@@ -35,7 +38,8 @@ def sesion_app_registrar(
 
 
 def sesiones_de_usuario(*, usuario: Usuario) -> list[dict]:
-    """The user's live sessions, newest first: application sessions, then user tokens."""
+    """The user's live sessions, newest first: application sessions, user tokens, then OAuth2
+    grants."""
     ahora = timezone.now()
     apps = [
         {
@@ -69,7 +73,24 @@ def sesiones_de_usuario(*, usuario: Usuario) -> list[dict]:
         .select_related("sistema")
         .order_by("-creado", "-pk")
     ]
-    return apps + tokens
+    concesiones = [
+        {
+            "id": f"oauth-{concesion['aplicacion']}",
+            "type": "oauth",
+            "app_name": concesion["nombre"],
+            "ip_address": None,
+            "user_agent": "",
+            "is_active": True,
+            "created_at": concesion["desde"],
+            "last_used_at": concesion["hasta"],
+        }
+        for concesion in concesiones_de_usuario(usuario=usuario)
+    ]
+    return apps + tokens + concesiones
+
+
+def _numero(texto: str) -> int | None:
+    return int(texto) if texto.isascii() and texto.isdigit() and len(texto) < 19 else None
 
 
 def sesion_terminar(*, usuario: Usuario, id_sesion: str) -> None:
@@ -85,6 +106,8 @@ def sesion_terminar(*, usuario: Usuario, id_sesion: str) -> None:
                 SesionApp.objects.filter(
                     token_id=int(id_sesion[6:]), usuario=usuario, terminado__isnull=True
                 ).update(terminado=ahora)
+    elif id_sesion.startswith("oauth-") and _numero(id_sesion[6:]) is not None:
+        hechos = concesion_revocar(usuario=usuario, aplicacion_id=_numero(id_sesion[6:]))
     elif id_sesion.isascii() and id_sesion.isdigit() and len(id_sesion) < 19:
         hechos = SesionApp.objects.filter(
             pk=int(id_sesion), usuario=usuario, terminado__isnull=True
@@ -104,12 +127,14 @@ def sesiones_terminar_token(*, token: TokenUsuario) -> None:
 
 
 def usuario_sesiones_terminar(*, usuario: Usuario) -> None:
-    """End every session of the user: application sessions and tokens."""
+    """End every session of the user: application sessions, user tokens and OAuth2 tokens
+    (JWTs die by `jwt_valido_desde` and the user being inactive)."""
     with transaction.atomic():
         SesionApp.objects.filter(usuario=usuario, terminado__isnull=True).update(
             terminado=timezone.now()
         )
         tokens_revocar_usuario(usuario=usuario)
+        concesiones_revocar_usuario(usuario=usuario)
 
 
 def _al_guardar_usuario(sender, instance, created, update_fields=None, **kwargs):

@@ -31,6 +31,7 @@ protocolo = [
 app_name = "sso"
 urlpatterns = [
     path("login", views.entrar, name="login"),
+    path("login/2fa", views.entrar_dosfa, name="login-2fa"),
     path("clientes/", views.clientes, name="clientes"),
     path("clientes/nuevo", views.cliente_nuevo, name="cliente-nuevo"),
     path("clientes/<int:pk>/", views.cliente, name="cliente"),

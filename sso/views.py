@@ -13,7 +13,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpResponseNotAllowed, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
-from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
@@ -25,10 +25,9 @@ from oauth2_provider.oauth2_backends import get_oauthlib_core
 from oauth2_provider.views import AuthorizationView
 from oauthlib.common import Request as OauthlibRequest
 
-from . import oauth
-from .acceso import AccesoBloqueado, CredencialesInvalidas
+from . import dosfa, oauth
+from .acceso import AccesoBloqueado, CredencialesInvalidas, acceso_completado, acceso_login
 from .bitacora import client_ip
-from .entrada import entrada_verificar
 from .forms import ClienteForm, ClienteNuevoForm, EntradaForm
 from .models import AplicacionOAuth
 
@@ -38,8 +37,12 @@ logger = logging.getLogger("incidencias.sso.views")
 # --- Sign-in ----------------------------------------------------------------------------------
 
 
-def _siguiente(request) -> str:
-    destino = request.POST.get("next") or request.GET.get("next") or ""
+_BACKEND = "django.contrib.auth.backends.ModelBackend"
+# The sign-in waiting for its second factor: {"temp_token", "next", "metodo", "reenvios"}.
+_SESION_DOSFA = "sso_entrada_dosfa"
+
+
+def _seguro(request, destino: str) -> str:
     if destino and url_has_allowed_host_and_scheme(
         destino, allowed_hosts={request.get_host()}, require_https=request.is_secure()
     ):
@@ -47,13 +50,46 @@ def _siguiente(request) -> str:
     return "/"
 
 
+def _siguiente(request) -> str:
+    return _seguro(request, request.POST.get("next") or request.GET.get("next") or "")
+
+
+def _bloqueado(espera: int) -> str:
+    minutos = max(1, -(-espera // 60))
+    return _("Too many failed attempts. Try again in %(minutes)d min.") % {"minutes": minutos}
+
+
+def _enviado(request, intento) -> None:
+    if intento.enviado_a:
+        messages.info(request, _("We sent a code to %(destino)s.") % {"destino": intento.enviado_a})
+
+
 def _segundo_factor(request, usuario, siguiente):
     """The 2FA step after a right password: a response that takes the user to it, or None
     when the user has no second factor (then they are signed in at once).
 
-    The single place where the second factor (sso.dosfa) plugs into the sign-in page.
+    The attempt's `temp_token` waits in the (still anonymous) session; raises
+    dosfa.MetodoNoDisponible or dosfa.EnvioFallido when the code cannot be sent.
     """
-    return None
+    if not dosfa.dosfa_requerido(usuario=usuario):
+        return None
+    intento = dosfa.dosfa_iniciar(usuario=usuario, ip=client_ip(request))
+    request.session[_SESION_DOSFA] = {
+        "temp_token": intento.temp_token,
+        "next": siguiente,
+        "metodo": intento.metodo,
+        # Where a new code may be sent (the page's resend buttons).
+        "reenvios": [m for m in dosfa.dosfa_metodos(usuario=usuario) if m != dosfa.TOTP],
+    }
+    _enviado(request, intento)
+    return redirect("sso:login-2fa")
+
+
+def _entrar_de_nuevo(request, siguiente: str, mensaje: str):
+    """The attempt is over (burnt, expired, used): back to the sign-in page."""
+    request.session.pop(_SESION_DOSFA, None)
+    messages.error(request, mensaje)
+    return redirect(f"{reverse('sso:login')}?{urlencode({'next': siguiente})}")
 
 
 @sensitive_post_parameters("password")
@@ -65,28 +101,99 @@ def entrar(request):
     status = 200
     if request.method == "POST" and form.is_valid():
         try:
-            usuario = entrada_verificar(
-                login=form.cleaned_data["login"],
+            usuario = acceso_login(
+                identificador=form.cleaned_data["login"],
                 password=form.cleaned_data["password"],
                 ip=client_ip(request),
             )
+            respuesta = _segundo_factor(request, usuario, siguiente)
         except AccesoBloqueado as exc:
-            minutos = max(1, -(-exc.espera // 60))
-            form.add_error(
-                None,
-                _("Too many failed attempts. Try again in %(minutes)d min.") % {"minutes": minutos},
-            )
+            form.add_error(None, _bloqueado(exc.espera))
             status = 429
         except CredencialesInvalidas:
             form.add_error(None, _("Wrong email, phone or password."))
+        except (dosfa.MetodoNoDisponible, dosfa.EnvioFallido):
+            form.add_error(None, _("The verification code could not be sent. Try again."))
+            status = 503
         else:
-            respuesta = _segundo_factor(request, usuario, siguiente)
             if respuesta is not None:
                 return respuesta
-            auth_login(request, usuario, backend="django.contrib.auth.backends.ModelBackend")
+            acceso_completado(usuario=usuario)
+            auth_login(request, usuario, backend=_BACKEND)
             return redirect(siguiente)
     contexto = {"form": form, "next": siguiente}
     return render(request, "sso/entrar.html", contexto, status=status)
+
+
+@sensitive_post_parameters("code")
+@csrf_protect
+@never_cache
+def entrar_dosfa(request):
+    """The second step of the sign-in page: the code of the user's app, email or SMS (or a
+    recovery code), and a new code by email or SMS on request."""
+    pendiente = request.session.get(_SESION_DOSFA)
+    if not isinstance(pendiente, dict) or not pendiente.get("temp_token"):
+        return redirect("sso:login")
+    temp_token = pendiente["temp_token"]
+    siguiente = _seguro(request, pendiente.get("next", ""))
+    errores = []
+    status = 200
+    if request.method == "POST" and request.POST.get("reenviar"):
+        try:
+            intento = dosfa.dosfa_reenviar(temp_token=temp_token, metodo=request.POST["reenviar"])
+        except dosfa.IntentoInvalido:
+            return _entrar_de_nuevo(
+                request, siguiente, _("The verification expired. Sign in again.")
+            )
+        except dosfa.MetodoNoDisponible:
+            errores.append(_("That verification method is not available for your account."))
+            status = 400
+        except dosfa.ReenvioLimitado as exc:
+            errores.append(
+                _("Wait %(seconds)d s before asking for another code.") % {"seconds": exc.espera}
+            )
+            status = 429
+        except dosfa.EnvioFallido:
+            errores.append(_("The verification code could not be sent. Try again."))
+            status = 503
+        else:
+            request.session[_SESION_DOSFA] = {**pendiente, "metodo": intento.metodo}
+            _enviado(request, intento)
+            return redirect("sso:login-2fa")
+    elif request.method == "POST":
+        try:
+            usuario = dosfa.dosfa_verificar(temp_token=temp_token, code=request.POST.get("code"))
+        except dosfa.IntentoQuemado:
+            return _entrar_de_nuevo(request, siguiente, _("Too many wrong codes. Sign in again."))
+        except dosfa.IntentoInvalido:
+            return _entrar_de_nuevo(
+                request, siguiente, _("The verification expired. Sign in again.")
+            )
+        except dosfa.CodigoIncorrecto as exc:
+            errores.append(
+                _("That code is not valid. Attempts left: %(left)d.") % {"left": exc.restantes}
+            )
+        except AccesoBloqueado as exc:
+            errores.append(_bloqueado(exc.espera))
+            status = 429
+        else:
+            # dosfa_verificar cleared the account's failures: the whole sign-in succeeded. The
+            # user carries `otp_device`, so django-otp marks the session verified on login.
+            request.session.pop(_SESION_DOSFA, None)
+            auth_login(request, usuario, backend=_BACKEND)
+            return redirect(siguiente)
+    metodo = pendiente.get("metodo")
+    contexto = {
+        "errores": errores,
+        "next": siguiente,
+        "totp": metodo == dosfa.TOTP,
+        "reenvios": [
+            (valor, nombre)
+            for valor, nombre in ((dosfa.EMAIL, _("by email")), (dosfa.SMS, _("by SMS")))
+            if valor in pendiente.get("reenvios", ())
+        ],
+    }
+    return render(request, "sso/entrar_dosfa.html", contexto, status=status)
 
 
 # --- Authorization and consent -------------------------------------------------------------

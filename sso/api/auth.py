@@ -1,7 +1,9 @@
 """The login API of seed 003 (envelope D): sign-in with 2FA, registration, logout, profile and
 the user's application sessions.
 
-Bearer authentication is the user token `"<id>|<secret>"` (`TokenUsuarioAuthentication`).
+Bearer authentication takes the three kinds of token (`BearerAuthentication`): user tokens
+`"<id>|<secret>"`, OAuth2 access tokens (limited by their scopes: `profile` or `read` for the
+profile and the user, `sessions` for app sessions) and the JWTs of /v2/auth/gettoken.
 """
 
 from datetime import UTC
@@ -15,6 +17,7 @@ from drf_spectacular.utils import (
     extend_schema,
     inline_serializer,
 )
+from oauth2_provider.models import AbstractAccessToken
 from rest_framework import exceptions, serializers
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
@@ -29,6 +32,7 @@ from ..acceso import (
 )
 from ..bitacora import client_ip
 from ..models import TokenUsuario, Usuario
+from ..oauth import token_oauth_revocar
 from ..registro import RegistroCerrado, usuario_registrar
 from ..sesiones import (
     SesionNoEncontrada,
@@ -38,11 +42,12 @@ from ..sesiones import (
     sesiones_terminar_token,
 )
 from ..tokens import token_emitir
-from .bearer import TokenUsuarioAuthentication
+from .bearer import BearerAuthentication
 from .consumo import IgnoreAccept
 from .envelopes import ENVELOPE_D, ApiError
 from .parsers import JSONParser
 from .schema import auth_responses
+from .scopes import requiere_scope
 
 LOGIN_EXITOSO = "Login exitoso"
 CODIGO_ENVIADO = "Código de verificación enviado"
@@ -118,12 +123,12 @@ def _bloqueado(espera: int) -> exceptions.Throttled:
 
 
 class AuthAPIView(APIView):
-    """Envelope D, JSON only (bounded), Spanish messages, user-token Bearer authentication."""
+    """Envelope D, JSON only (bounded), Spanish messages, Bearer authentication (any kind)."""
 
     envelope = ENVELOPE_D
     content_negotiation_class = IgnoreAccept
     metadata_class = None
-    authentication_classes = [TokenUsuarioAuthentication]
+    authentication_classes = [BearerAuthentication]
     permission_classes = [IsAuthenticated]
     parser_classes = [JSONParser]
     throttle_classes = []
@@ -261,8 +266,11 @@ class SesionAppSerializer(serializers.Serializer):
 
 
 class SesionListadaSerializer(serializers.Serializer):
-    id = serializers.CharField(help_text='"<id>" for an app session, "token-<id>" for a token.')
-    type = serializers.ChoiceField(choices=["app", "token"])
+    id = serializers.CharField(
+        help_text='"<id>" for an app session, "token-<id>" for a token, "oauth-<id>" for the '
+        "tokens of an OAuth2 client."
+    )
+    type = serializers.ChoiceField(choices=["app", "token", "oauth"])
     app_name = serializers.CharField()
     ip_address = serializers.CharField(allow_null=True)
     user_agent = serializers.CharField()
@@ -530,7 +538,9 @@ class LogoutView(AuthAPIView):
     @extend_schema(
         operation_id="auth_logout",
         summary="Cierra sesión y revoca el token actual",
-        description="The Bearer token stops working, with the app sessions registered with it.",
+        description="The Bearer token stops working: a user token with the app sessions "
+        "registered with it, an OAuth2 access token with its refresh token. A JWT cannot be "
+        "revoked alone: it expires.",
         tags=["Auth"],
         request={"application/json": OpenApiTypes.OBJECT},
         responses=auth_responses("AuthLogout", None, {}),
@@ -542,10 +552,14 @@ class LogoutView(AuthAPIView):
     def post(self, request):
         if isinstance(request.auth, TokenUsuario):
             sesiones_terminar_token(token=request.auth)
+        elif isinstance(request.auth, AbstractAccessToken):
+            token_oauth_revocar(token=request.auth)
         return self.ok(None, SESION_CERRADA)
 
 
 class PerfilView(AuthAPIView):
+    permission_classes = [IsAuthenticated, requiere_scope("profile", "read")]
+
     @extend_schema(
         operation_id="auth_profile",
         summary="Perfil del usuario autenticado",
@@ -558,6 +572,8 @@ class PerfilView(AuthAPIView):
 
 
 class UsuarioView(AuthAPIView):
+    permission_classes = [IsAuthenticated, requiere_scope("profile", "read")]
+
     @extend_schema(
         operation_id="auth_user",
         summary="El usuario autenticado, con roles y permisos",
@@ -590,6 +606,8 @@ class UsuarioView(AuthAPIView):
 
 
 class SesionesAppView(AuthAPIView):
+    permission_classes = [IsAuthenticated, requiere_scope("sessions")]
+
     class AppSessionRegisterInput(serializers.Serializer):
         app_name = serializers.CharField(max_length=150)
         ip_address = serializers.IPAddressField(required=False, allow_blank=True, allow_null=True)
@@ -598,8 +616,10 @@ class SesionesAppView(AuthAPIView):
     @extend_schema(
         operation_id="app_sessions_list",
         summary="Sesiones activas del usuario",
-        description="The caller's own live sessions: app sessions (`id` as registered) and "
-        'user tokens (`id` "token-<id>"). Never another user\'s.',
+        description="The caller's own live sessions: app sessions (`id` as registered), "
+        'user tokens (`id` "token-<id>") and OAuth2 clients holding live tokens (`id` '
+        '"oauth-<client id>", `last_used_at` when it last got a token). Never another '
+        "user's.",
         tags=["Auth"],
         responses=auth_responses(
             "AppSessionsList", serializers.ListSerializer(child=SesionListadaSerializer()), {}
@@ -645,6 +665,8 @@ class SesionesAppView(AuthAPIView):
 
 
 class RegistrarSesionAppView(AuthAPIView):
+    permission_classes = [IsAuthenticated, requiere_scope("sessions")]
+
     @extend_schema(
         operation_id="app_sessions_register",
         summary="Registra que el usuario inició sesión en tu aplicación",
@@ -699,15 +721,21 @@ class RegistrarSesionAppView(AuthAPIView):
 
 
 class SesionAppView(AuthAPIView):
+    permission_classes = [IsAuthenticated, requiere_scope("sessions")]
+
     @extend_schema(
         operation_id="app_sessions_delete",
         summary="Termina una de las sesiones del usuario",
-        description='`id` is an app session\'s id or "token-<id>" (the token is revoked). '
-        "Another user's session is a 404, as one that does not exist.",
+        description='`id` is an app session\'s id, "token-<id>" (the token is revoked) or '
+        '"oauth-<id>" (every token of that OAuth2 client is revoked). Another user\'s '
+        "session is a 404, as one that does not exist.",
         tags=["Auth"],
         parameters=[
             OpenApiParameter(
-                "id", str, OpenApiParameter.PATH, description='"<id>" or "token-<id>".'
+                "id",
+                str,
+                OpenApiParameter.PATH,
+                description='"<id>", "token-<id>" or "oauth-<id>".',
             )
         ],
         responses=auth_responses("AppSessionsDelete", None, {404: SESION_NO_ENCONTRADA}),

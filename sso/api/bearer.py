@@ -5,11 +5,11 @@
 - anything else: an OAuth2 access token, looked up by its SHA-256 (one query, with its user
   and client).
 
-`BearerAuthentication` takes all three; `TokenUsuarioAuthentication` only the first.
+`BearerAuthentication` authenticates the login API (envelope D); SSO/refreshUserToken reads its
+user token itself (`bearer`).
 """
 
 import hashlib
-import re
 
 from django.utils import timezone
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
@@ -17,14 +17,8 @@ from oauth2_provider.models import get_access_token_model
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 
+from ..jwt import jwt_autenticar, parece_jwt
 from ..tokens import parece_token_usuario, token_autenticar
-
-try:  # the JWT kind (sso/jwt.py); until it exists, JWT-shaped tokens are refused
-    from ..jwt import jwt_autenticar
-except ImportError:  # pragma: no cover - removed once sso.jwt is there
-    jwt_autenticar = None
-
-_JWT = re.compile(r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$")
 
 
 def bearer(request) -> str:
@@ -36,24 +30,6 @@ def bearer(request) -> str:
         return header[1].decode("ascii")
     except UnicodeDecodeError:
         return ""
-
-
-class TokenUsuarioAuthentication(BaseAuthentication):
-    def authenticate(self, request):
-        raw = bearer(request)
-        if not raw or not parece_token_usuario(raw):
-            return None
-        token = token_autenticar(raw)
-        if token is None:
-            raise exceptions.AuthenticationFailed("Token de usuario inválido o vencido.")
-        return token.usuario, token
-
-    def authenticate_header(self, request):
-        return 'Bearer realm="api"'
-
-
-def parece_jwt(raw: str) -> bool:
-    return raw.startswith("eyJ") and bool(_JWT.match(raw))
 
 
 def token_oauth_autenticar(raw: str):
@@ -79,8 +55,9 @@ def token_oauth_autenticar(raw: str):
 
 
 class BearerAuthentication(BaseAuthentication):
-    """Any Bearer token; `request.auth` is the TokenUsuario, the OAuth2 AccessToken or the
-    JWT's claims, so permissions (scopes) can tell which kind came."""
+    """Any Bearer token; `request.auth` is the TokenUsuario, the OAuth2 AccessToken, or None
+    for a JWT (verified by signature, nothing stored), so permissions (scopes) and logout can
+    tell which kind came."""
 
     def authenticate(self, request):
         raw = bearer(request)
@@ -92,8 +69,6 @@ class BearerAuthentication(BaseAuthentication):
                 raise exceptions.AuthenticationFailed("Token de usuario inválido o vencido.")
             return token.usuario, token
         if parece_jwt(raw):
-            if jwt_autenticar is None:
-                raise exceptions.AuthenticationFailed("Token inválido o vencido.")
             return jwt_autenticar(raw), None
         token = token_oauth_autenticar(raw)
         if token is None:
@@ -116,16 +91,4 @@ class BearerScheme(OpenApiAuthenticationExtension):
                 'A user token "<id>|<secret>", a JWT from /v2/auth/gettoken, or an OAuth2 '
                 "access token."
             ),
-        }
-
-
-class TokenUsuarioScheme(OpenApiAuthenticationExtension):
-    target_class = TokenUsuarioAuthentication
-    name = "TokenUsuario"
-
-    def get_security_definition(self, auto_schema):
-        return {
-            "type": "http",
-            "scheme": "bearer",
-            "description": 'A user token "<id>|<secret>" from SSO/access or the login API.',
         }

@@ -3,7 +3,7 @@
 import pytest
 from django.test import Client
 
-from sso import acceso, entrada
+from sso import acceso
 
 from .conftest import PASSWORD, autorizar_url, pkce, query
 
@@ -50,7 +50,7 @@ def test_it_locks_the_account_out_before_hashing(client, ana, settings, monkeypa
     for _ in range(3):
         assert _entrar(client, "ana@example.com", "mal").status_code == 200
     hasheos = []
-    monkeypatch.setattr(entrada, "_burn_hasher", lambda secreto: hasheos.append(1))
+    monkeypatch.setattr(acceso, "_burn_hasher", lambda secreto: hasheos.append(1))
     monkeypatch.setattr(type(ana), "check_password", lambda self, raw: hasheos.append(1))
 
     bloqueada = _entrar(client, "ana@example.com")  # the right password, too late

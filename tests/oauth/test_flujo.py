@@ -15,7 +15,7 @@ from authlib.integrations.requests_client import OAuth2Session
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from django.conf import settings
 
-from sso.oauth import kid_rfc7638
+from sso.jwt import kid_de
 
 from .conftest import PASSWORD, REDIRECT
 
@@ -102,7 +102,7 @@ def test_it_signs_a_user_in_with_authorization_code_and_pkce(
     claves = jwt.PyJWKSet.from_dict(requests.get(jwks_uri, timeout=10).json())
     kid = jwt.get_unverified_header(token["id_token"])["kid"]
     privada = load_pem_private_key(settings.OIDC_RSA_PRIVATE_KEY.encode(), password=None)
-    assert kid == kid_rfc7638(privada.public_key())
+    assert kid == kid_de(privada.public_key())
     clave = next(k for k in claves.keys if k.key_id == kid)
     claims = jwt.decode(
         token["id_token"],

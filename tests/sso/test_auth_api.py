@@ -343,7 +343,7 @@ def test_resend_refuses_a_method_the_user_does_not_have(api, ana_email, smtp):
 
 
 def test_a_mail_server_down_is_a_clear_error_without_the_code_in_the_log(api, ana_email, caplog):
-    from tests.sso.conftest import free_port
+    from tests.conftest import free_port
 
     with override_settings(
         EMAIL_BACKEND="django.core.mail.backends.smtp.EmailBackend",

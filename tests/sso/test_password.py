@@ -14,7 +14,7 @@ from sso import recuperacion
 from sso.models import Bitacora, Sistema, TokenUsuario, Usuario
 from sso.recuperacion import GeneradorTokenReset, throttle_clave
 from sso.tokens import token_autenticar, token_emitir
-from tests.sso.conftest import free_port
+from tests.conftest import free_port
 
 FORGOT = "/api/SSO/password/forgot"
 RESET = "/api/SSO/password/reset"
