@@ -1,6 +1,7 @@
 """The mail pipeline: the only way mail becomes tickets.
 
-The IMAP poller calls `ingest_lote` with the batch of bytes it fetched (`ingest_raw` is a
+The IMAP poller streams the batches of bytes it fetches through `ingest_flujo` (the next batch
+is parsed while the previous one is stored); `ingest_lote` takes one batch (`ingest_raw` is a
 batch of one); `POST /api/correo/save` builds a `MensajeEntrante` from its JSON and calls
 `ingest`. All of them end in `ingest_mensajes`: the messages are parsed first, outside any
 transaction; then one transaction per batch deduplicates, recognises machine mail, threads (onto
@@ -10,6 +11,7 @@ thread puts the files on disk (the commit waits for them). Its statements run on
 whatever its size.
 """
 
+import contextvars
 import hashlib
 import logging
 import os
@@ -17,7 +19,7 @@ import re
 import tempfile
 import threading
 import traceback
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent import futures
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -26,7 +28,14 @@ from pathlib import Path
 
 from django.conf import settings
 from django.core.files.base import ContentFile
-from django.db import IntegrityError, InterfaceError, OperationalError, connection, transaction
+from django.db import (
+    IntegrityError,
+    InterfaceError,
+    OperationalError,
+    connection,
+    connections,
+    transaction,
+)
 from django.db.models import Count, Min, Q
 from django.utils import timezone
 
@@ -118,20 +127,125 @@ def ingest_lote(
 
     `tamanos` gives, per message, the size of the whole message when `raw` is only its start
     (a mailbox message over IMAP_MAX_BYTES; see `parse_raw`)."""
-    fuente = fuente or (cuenta.fuente if cuenta else "raw")
-    uids = list(uids) if uids is not None else [None] * len(raws)
-    tamanos = list(tamanos) if tamanos is not None else [None] * len(raws)
-    resultados: list[Resultado | None] = [None] * len(raws)
-    errores: dict[int, BaseException] = {}
-    mensajes: dict[int, MensajeEntrante] = {}
+    leido = _leer_lote(Lote(raws, uids=uids, tamanos=tamanos))
+    return _guardar_lote(leido, fuente=fuente or _fuente(cuenta), cuenta=cuenta, carpeta=carpeta)
+
+
+@dataclass
+class Lote:
+    """A batch of raw messages for `ingest_flujo`: their bytes and, per message, its UID and
+    the size of the whole message when the bytes are only its start (see `ingest_lote`)."""
+
+    raws: Sequence[bytes]
+    uids: Sequence[int | None] | None = None
+    tamanos: Sequence[int | None] | None = None
+
+
+def ingest_flujo(
+    lotes: Iterable[Lote],
+    *,
+    cuenta: CuentaCorreo | None = None,
+    fuente: str | None = None,
+    carpeta: str = "",
+) -> Iterator[tuple[Lote, list[Resultado]]]:
+    """`ingest_lote` over a stream of batches: yields each batch with its results, in order,
+    once the batch is committed.
+
+    While a batch is stored (a thread of its own, waiting mostly on the database and the
+    disk), the next one is taken from `lotes` and parsed in the calling thread; its storage
+    starts only once the previous batch committed, so a reply threads onto a message of the
+    batch before it and ticket numbers follow the order of the stream. When storing a batch
+    raises (the database is unreachable, see `ingest_lote`), nothing of it or after it is
+    yielded or stored, and the error is raised; when `lotes` raises, the batch being stored
+    is committed and yielded first. Whatever ends the iteration, no batch is still being
+    stored once it has ended: close the generator (`contextlib.closing`) when not
+    exhausting it.
+
+    Inside a transaction of the caller's, and on SQLite (one writer at a time), the batches
+    are stored in the calling thread, one after the other, with the same results."""
+    fuente = fuente or _fuente(cuenta)
+    aparte = connection.vendor == "postgresql" and not connection.in_atomic_block
+    hilo = futures.ThreadPoolExecutor(1, thread_name_prefix="ingest-lotes") if aparte else None
+    lotes = iter(lotes)
+    pendiente: tuple[Lote, futures.Future] | None = None  # the batch being stored
+    try:
+        while True:
+            try:
+                lote = next(lotes, _FIN)
+            except BaseException:
+                if pendiente is not None:  # what was read before the source failed
+                    (anterior, futuro), pendiente = pendiente, None
+                    yield anterior, futuro.result()
+                raise
+            if lote is _FIN:
+                break
+            leido = _leer_lote(lote)
+            listo = None
+            if pendiente is not None:
+                (anterior, futuro), pendiente = pendiente, None
+                listo = (anterior, futuro.result())  # raises: nothing of it, nor of `lote`
+            pendiente = (
+                lote,
+                _en(hilo, _guardar_lote, leido, fuente=fuente, cuenta=cuenta, carpeta=carpeta),
+            )
+            if listo is not None:
+                yield listo
+        if pendiente is not None:
+            (anterior, futuro), pendiente = pendiente, None
+            yield anterior, futuro.result()
+    finally:
+        if hilo is not None:
+            if pendiente is not None:
+                futures.wait([pendiente[1]])  # never left storing past the end
+            hilo.submit(_cerrar_conexiones).result()
+            hilo.shutdown()
+
+
+_FIN = object()
+
+
+def _cerrar_conexiones() -> None:
+    """Close this thread's database connections (a thread's own are never closed for it)."""
+    try:
+        connections.close_all()
+    except Exception:  # a connection already broken: nothing more to release
+        logger.debug("Closing the connection of a storing thread failed", exc_info=True)
+
+
+@dataclass
+class _Leido:
+    """A batch parsed and not yet stored: the messages that parsed, and why the others did not."""
+
+    lote: Lote
+    uids: list[int | None]
+    mensajes: dict[int, MensajeEntrante]
+    errores: dict[int, BaseException]
+
+
+def _fuente(cuenta: CuentaCorreo | None) -> str:
+    return cuenta.fuente if cuenta else "raw"
+
+
+def _leer_lote(lote: Lote) -> _Leido:
+    """Parse a batch, outside any transaction; no database access."""
+    uids = list(lote.uids) if lote.uids is not None else [None] * len(lote.raws)
+    tamanos = list(lote.tamanos) if lote.tamanos is not None else [None] * len(lote.raws)
+    leido = _Leido(lote, uids, {}, {})
     limite, dominio = settings.INGEST_MAX_BYTES, dominio_propio()
-    for i, raw in enumerate(raws):
+    for i, raw in enumerate(lote.raws):
         try:
-            mensajes[i] = parse_raw(
+            leido.mensajes[i] = parse_raw(
                 raw, max_bytes=limite, own_domain=dominio, tamano_completo=tamanos[i]
             )
         except Exception as exc:
-            errores[i] = exc
+            leido.errores[i] = exc
+    return leido
+
+
+def _guardar_lote(leido: _Leido, *, fuente: str, cuenta, carpeta: str) -> list[Resultado]:
+    """Store a parsed batch in one transaction, else message by message (see `ingest_lote`)."""
+    raws, mensajes, errores = leido.lote.raws, leido.mensajes, dict(leido.errores)
+    resultados: list[Resultado | None] = [None] * len(raws)
     lote = list(mensajes)
     try:
         hechos = ingest_mensajes(list(mensajes.values()), fuente=fuente, cuenta=cuenta)
@@ -167,10 +281,22 @@ def ingest_lote(
                 fuente=fuente,
                 cuenta=cuenta,
                 carpeta=carpeta,
-                uid=uids[i],
+                uid=leido.uids[i],
             )
         )
     return resultados
+
+
+def _en(hilo: futures.ThreadPoolExecutor | None, funcion, *args, **kwargs) -> futures.Future:
+    """`funcion` run in `hilo` in the caller's context (its language), or here and now."""
+    if hilo is not None:
+        return hilo.submit(contextvars.copy_context().run, funcion, *args, **kwargs)
+    futuro: futures.Future = futures.Future()
+    try:
+        futuro.set_result(funcion(*args, **kwargs))
+    except BaseException as exc:
+        futuro.set_exception(exc)
+    return futuro
 
 
 def ingest(
@@ -271,7 +397,7 @@ def _ingest(piezas: list[_Pieza], *, fuente, cuenta, canal, escritura) -> list[R
         if pieza.clave not in claves and pieza.mensaje.automatico != "bucle":
             claves.add(pieza.clave)
             _nombrar_archivos(pieza, archivos)
-    escritura.append(archivos.escribir_aparte())
+    escritura.extend(archivos.escribir_aparte())
     hilos = _leer_hilos([p.mensaje for p in piezas if p.clave not in previos])
     vistos: dict[str, Resultado] = {}
     resultados: list[Resultado] = []
@@ -717,12 +843,14 @@ def _guardar_archivo(field, contenido: bytes, sufijo: str, sha: str | None = Non
     return nombre
 
 
+# Threads writing files: a flush to disk waits mostly on the device, which takes several at once.
+ESCRITORES = 8
 _escritor: futures.ThreadPoolExecutor | None = None
 _escritor_lock = threading.Lock()
 
 
 def _sin_escritor() -> None:
-    """A forked child (a Celery or gunicorn worker) has no writer thread: it makes its own."""
+    """A forked child (a Celery or gunicorn worker) has no writer threads: it makes its own."""
     global _escritor, _escritor_lock
     _escritor, _escritor_lock = None, threading.Lock()
 
@@ -736,61 +864,70 @@ class _Archivos:
     Names are given at once (`nombrar`); `escribir` writes what is missing. On the local file
     system each file is written whole under a temporary name, flushed to disk and renamed into
     place: a crash never leaves a truncated file under the final name, and an existing file of
-    another size (an older partial write) is replaced. Then each folder that received a file
-    is flushed once, so the renames are on disk too.
+    another size (an older partial write) is replaced. Then its folder is flushed, so the
+    rename is on disk too (and the folder's own entry, when it was just made).
     """
 
     def __init__(self):
-        self.pendientes: list[tuple[object, str, bytes]] = []
+        self.pendientes: dict[str, tuple[object, bytes]] = {}  # name -> (storage, content)
 
     def nombrar(self, field, contenido: bytes, sufijo: str, sha: str | None = None) -> str:
         sha = sha or hashlib.sha256(contenido).hexdigest()
         nombre = f"{'correos' if sufijo == '.eml' else 'adjuntos'}/{sha[:2]}/{sha}{sufijo}"
-        self.pendientes.append((field.storage, nombre, contenido))
+        self.pendientes.setdefault(nombre, (field.storage, contenido))
         return nombre
 
-    def escribir_aparte(self) -> futures.Future:
-        """`escribir` in the writer thread (file I/O lets go of the GIL)."""
+    def escribir_aparte(self) -> list[futures.Future]:
+        """`escribir`, each file in one of the writer threads (file I/O lets go of the GIL)."""
         global _escritor
         with _escritor_lock:
             if _escritor is None:
-                _escritor = futures.ThreadPoolExecutor(1, thread_name_prefix="ingest-archivos")
-        return _escritor.submit(self.escribir)
+                _escritor = futures.ThreadPoolExecutor(
+                    ESCRITORES, thread_name_prefix="ingest-archivos"
+                )
+        return [
+            _escritor.submit(_escribir_archivo, storage, nombre, contenido)
+            for nombre, (storage, contenido) in self.pendientes.items()
+        ]
 
     def escribir(self) -> None:
-        carpetas = set()
-        for storage, nombre, contenido in self.pendientes:
-            try:
-                destino = Path(storage.path(nombre))
-            except NotImplementedError:  # remote storage: its own save is atomic per object
-                if not storage.exists(nombre):
-                    storage.save(nombre, ContentFile(contenido))
-                continue
-            try:
-                if destino.stat().st_size == len(contenido):
-                    continue
-            except FileNotFoundError:
-                if not destino.parent.is_dir():
-                    destino.parent.mkdir(parents=True, exist_ok=True)
-                    carpetas.add(destino.parent.parent)  # the new folder's entry
-            fd, temporal = tempfile.mkstemp(dir=destino.parent, prefix=".tmp-")
-            try:
-                with os.fdopen(fd, "wb") as handle:
-                    handle.write(contenido)
-                    handle.flush()
-                    os.fsync(handle.fileno())
-                os.chmod(temporal, 0o644)
-                os.replace(temporal, destino)
-            except BaseException:
-                Path(temporal).unlink(missing_ok=True)
-                raise
-            carpetas.add(destino.parent)
-        for carpeta in sorted(carpetas):
-            fd = os.open(carpeta, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+        for nombre, (storage, contenido) in self.pendientes.items():
+            _escribir_archivo(storage, nombre, contenido)
+
+
+def _escribir_archivo(storage, nombre: str, contenido: bytes) -> None:
+    """One file of `_Archivos`, on disk with its folder's entry when this returns."""
+    try:
+        destino = Path(storage.path(nombre))
+    except NotImplementedError:  # remote storage: its own save is atomic per object
+        if not storage.exists(nombre):
+            storage.save(nombre, ContentFile(contenido))
+        return
+    carpetas = [destino.parent]
+    try:
+        if destino.stat().st_size == len(contenido):
+            return
+    except FileNotFoundError:
+        if not destino.parent.is_dir():
+            destino.parent.mkdir(parents=True, exist_ok=True)
+            carpetas.append(destino.parent.parent)  # the new folder's entry
+    fd, temporal = tempfile.mkstemp(dir=destino.parent, prefix=".tmp-")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(contenido)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(temporal, 0o644)
+        os.replace(temporal, destino)
+    except BaseException:
+        Path(temporal).unlink(missing_ok=True)
+        raise
+    for carpeta in carpetas:
+        fd = os.open(carpeta, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 def _base_disponible() -> bool:
