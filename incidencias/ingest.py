@@ -12,6 +12,7 @@ whatever its size.
 """
 
 import contextvars
+import functools
 import hashlib
 import logging
 import os
@@ -218,7 +219,7 @@ class _Leido:
 
     lote: Lote
     uids: list[int | None]
-    mensajes: dict[int, MensajeEntrante]
+    piezas: dict[int, "_Pieza"]
     errores: dict[int, BaseException]
 
 
@@ -227,16 +228,17 @@ def _fuente(cuenta: CuentaCorreo | None) -> str:
 
 
 def _leer_lote(lote: Lote) -> _Leido:
-    """Parse a batch, outside any transaction; no database access."""
+    """Parse a batch, with the hashes its files will be named by; no database access."""
     uids = list(lote.uids) if lote.uids is not None else [None] * len(lote.raws)
     tamanos = list(lote.tamanos) if lote.tamanos is not None else [None] * len(lote.raws)
     leido = _Leido(lote, uids, {}, {})
     limite, dominio = settings.INGEST_MAX_BYTES, dominio_propio()
     for i, raw in enumerate(lote.raws):
         try:
-            leido.mensajes[i] = parse_raw(
+            mensaje = parse_raw(
                 raw, max_bytes=limite, own_domain=dominio, tamano_completo=tamanos[i]
             )
+            leido.piezas[i] = _Pieza(mensaje).con_hashes()
         except Exception as exc:
             leido.errores[i] = exc
     return leido
@@ -244,11 +246,11 @@ def _leer_lote(lote: Lote) -> _Leido:
 
 def _guardar_lote(leido: _Leido, *, fuente: str, cuenta, carpeta: str) -> list[Resultado]:
     """Store a parsed batch in one transaction, else message by message (see `ingest_lote`)."""
-    raws, mensajes, errores = leido.lote.raws, leido.mensajes, dict(leido.errores)
+    raws, piezas, errores = leido.lote.raws, leido.piezas, dict(leido.errores)
     resultados: list[Resultado | None] = [None] * len(raws)
-    lote = list(mensajes)
+    lote = list(piezas)
     try:
-        hechos = ingest_mensajes(list(mensajes.values()), fuente=fuente, cuenta=cuenta)
+        hechos = _guardar_piezas(list(piezas.values()), fuente=fuente, cuenta=cuenta)
     except Exception as exc:
         _si_base_caida(exc)
         if len(lote) == 1:
@@ -264,7 +266,7 @@ def _guardar_lote(leido: _Leido, *, fuente: str, cuenta, carpeta: str) -> list[R
     for i, resultado in zip(lote, hechos, strict=True):
         if resultado is None and i not in errores:
             try:
-                resultado = ingest_mensajes([mensajes[i]], fuente=fuente, cuenta=cuenta)[0]
+                resultado = _guardar_piezas([piezas[i]], fuente=fuente, cuenta=cuenta)[0]
             except Exception as exc:
                 _si_base_caida(exc)
                 errores[i] = exc  # the database refused this mail, or a bug
@@ -324,9 +326,16 @@ def ingest_mensajes(
     runs, and the transaction commits only once they are on disk; the statements run per
     batch, not per message. Raises when the batch cannot be stored: nothing of it is then
     committed."""
-    if not mensajes:
-        return []
     piezas = [_Pieza(mensaje.sanear()) for mensaje in mensajes]  # JSON skipped parse_raw
+    return _guardar_piezas(piezas, fuente=fuente, cuenta=cuenta, canal=canal)
+
+
+def _guardar_piezas(
+    piezas: list["_Pieza"], *, fuente: str, cuenta, canal: str = Ticket.Canal.CORREO
+) -> list[Resultado]:
+    """`ingest_mensajes` of messages already normalised."""
+    if not piezas:
+        return []
     escritura: list[futures.Future] = []  # the files being written, once `_ingest` starts it
     try:
         with transaction.atomic():
@@ -341,8 +350,7 @@ def ingest_mensajes(
         # A concurrent ingest of one of these messages won the race.
         if len(piezas) > 1:
             return [
-                ingest_mensajes([p.mensaje], fuente=fuente, cuenta=cuenta, canal=canal)[0]
-                for p in piezas
+                _guardar_piezas([p], fuente=fuente, cuenta=cuenta, canal=canal)[0] for p in piezas
             ]
         previo = _duplicados(fuente, {piezas[0].clave}).get(piezas[0].clave)
         if previo is None:
@@ -369,6 +377,15 @@ class _Pieza:
         self.clave = mensaje.clave_dedup()
         self.crudo = ""  # storage name of the raw message, once named
         self.archivos: list[tuple[str, str]] = []  # (sha256, storage name) per attachment
+        self.hashes: list[str] | None = None  # of the raw message (if kept), the attachments
+
+    def con_hashes(self) -> "_Pieza":
+        """Hash the files now (a stream does it while the batch before is stored)."""
+        mensaje = self.mensaje
+        contenidos = [] if mensaje.crudo is None else [mensaje.crudo]
+        contenidos += [adjunto.contenido for adjunto in mensaje.adjuntos]
+        self.hashes = [hashlib.sha256(contenido).hexdigest() for contenido in contenidos]
+        return self
 
 
 @dataclass
@@ -827,11 +844,16 @@ def _direccion(nombre: str, email: str) -> str:
 def _nombrar_archivos(pieza: _Pieza, archivos: "_Archivos") -> None:
     """Name the raw message and the attachments of a message, to be written by `archivos`."""
     mensaje = pieza.mensaje
+    if pieza.hashes is None:
+        pieza.con_hashes()
+    hashes = iter(pieza.hashes)
     if mensaje.crudo is not None:
-        pieza.crudo = archivos.nombrar(DetalleTicket.crudo.field, mensaje.crudo, ".eml")
+        pieza.crudo = archivos.nombrar(
+            DetalleTicket.crudo.field, mensaje.crudo, ".eml", next(hashes)
+        )
     pieza.archivos = []
     for adjunto in mensaje.adjuntos:
-        sha = hashlib.sha256(adjunto.contenido).hexdigest()
+        sha = next(hashes)
         nombre = archivos.nombrar(Adjunto.archivo.field, adjunto.contenido, "", sha)
         pieza.archivos.append((sha, nombre))
 
@@ -949,7 +971,13 @@ def dominio_propio() -> str:
 
 def _direccion_remitente() -> str:
     """DEFAULT_FROM_EMAIL's address: the setting may be `Name <address>`."""
-    return parseaddr(settings.DEFAULT_FROM_EMAIL)[1].lower()
+    return _direccion_de(settings.DEFAULT_FROM_EMAIL)
+
+
+@functools.lru_cache(maxsize=8)
+def _direccion_de(valor: str) -> str:
+    """An address header's address, parsed once per value (read for every notification)."""
+    return parseaddr(valor)[1].lower()
 
 
 def _fallido_de(mensaje, motivo, *, fuente, cuenta) -> CorreoFallido:

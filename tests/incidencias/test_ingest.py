@@ -1911,13 +1911,13 @@ def _flujo(lotes, eventos, **kwargs):
 def hilos_de_guardado(monkeypatch):
     """The names of the threads the batches were stored in, in order."""
     nombres = []
-    guardar = ingest_module.ingest_mensajes
+    guardar = ingest_module._guardar_piezas
 
-    def espia(mensajes, **kwargs):
+    def espia(piezas, **kwargs):
         nombres.append(threading.current_thread().name)
-        return guardar(mensajes, **kwargs)
+        return guardar(piezas, **kwargs)
 
-    monkeypatch.setattr(ingest_module, "ingest_mensajes", espia)
+    monkeypatch.setattr(ingest_module, "_guardar_piezas", espia)
     return nombres
 
 
