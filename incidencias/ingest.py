@@ -195,9 +195,15 @@ def ingest_flujo(
             (anterior, futuro), pendiente = pendiente, None
             yield anterior, futuro.result()
     finally:
+        error = pendiente[1].exception() if pendiente is not None else None  # waits for it
+        if error is not None:  # the caller stopped first; this batch's mail stays where it is
+            logger.warning(
+                "A batch of %s mails from %s was not stored either (%s)",
+                len(pendiente[0].raws),
+                fuente,
+                "".join(traceback.format_exception_only(error)).strip()[:500],
+            )
         if hilo is not None:
-            if pendiente is not None:
-                futures.wait([pendiente[1]])  # never left storing past the end
             hilo.submit(_cerrar_conexiones).result()
             hilo.shutdown()
 
