@@ -1,13 +1,14 @@
-"""Polling of IMAP mailboxes: mail on the server becomes tickets through `ingest_lote`.
+"""Polling of IMAP mailboxes: mail on the server becomes tickets through `ingest_flujo`.
 
 Celery beat runs `sondear_buzones` every few seconds; each `CuentaCorreo` is polled when its own
 `intervalo_segundos` has passed since its last poll. `manage.py sondear_buzones` runs the same
 function in the foreground.
 
 Per folder the poller remembers UIDVALIDITY and the last UID imported (`EstadoCarpeta`), and
-never uses sequence numbers. Each batch is committed by `ingest_lote` before anything happens
-to its messages on the server, and the last UID advances only after the post-import action
-(keep, mark read, move, delete) succeeded. A poll that dies between the two steps reads the
+never uses sequence numbers. The batches it fetches stream through `ingest_flujo`, which parses
+the next batch while the previous one is stored; each batch is committed before anything
+happens to its messages on the server, and the last UID advances only after the post-import
+action (keep, mark read, move, delete) succeeded. A poll that dies between the two steps reads the
 messages again next time; deduplication in the pipeline makes that harmless, and the action is
 applied then.
 
@@ -32,19 +33,21 @@ from django.utils import timezone
 from imapclient import DELETED, SEEN, IMAPClient, SocketTimeout
 from imapclient.exceptions import IMAPClientAbortError, IMAPClientError
 
-from .ingest import ingest_lote
+from .ingest import Lote, ingest_flujo
 from .models import CuentaCorreo, EstadoCarpeta
 
 logger = logging.getLogger("incidencias.imap")
 
-# Messages fetched per FETCH, and roughly the most bytes one batch holds in memory.
-LOTE = 25
-LOTE_BYTES = 50 * 1024 * 1024
+# Messages fetched per FETCH, and roughly the most bytes one batch holds. Two batches are in
+# memory at once (one stored while the next is fetched and parsed): about 2 x LOTE_BYTES, as
+# one batch of 50 MiB was before; a single message over LOTE_BYTES is a batch of its own.
+LOTE = 100
+LOTE_BYTES = 25 * 1024 * 1024
 # Socket timeouts (seconds): establishing the connection, then every read and write.
 TIMEOUT = SocketTimeout(connect=20, read=120)
 # The lock on a mailbox outlives any poll step: it is renewed after every batch, and a batch
-# (25 messages, a FETCH bounded by the read timeout, one ingest per batch, one STORE per message)
-# takes well under this. A poller that dies leaves a lock that expires after this long.
+# (100 messages, a FETCH bounded by the read timeout, one ingest per batch, one STORE per
+# message) takes well under this. A poller that dies leaves a lock that expires after this long.
 CANDADO_SEGUNDOS = 15 * 60
 # Beat does not tick on the exact second: a mailbox due within this much is polled now.
 _HOLGURA = timedelta(seconds=2)
@@ -283,6 +286,28 @@ def _sondear_carpeta(cliente, cuenta, carpeta, accion, resumen, candado) -> None
         if uid > estado.ultimo_uid
     )
     tamanos = _tamanos(cliente, uids)
+    # Each batch comes back once committed (or kept as CorreoFallido rows); a database error
+    # raises, and then nothing of that batch or after it is touched on the server: the
+    # messages stay for the next poll. The next batch is fetched and parsed meanwhile.
+    lotes = _descargar(cliente, uids, tamanos)
+    with contextlib.closing(ingest_flujo(lotes, cuenta=cuenta, carpeta=carpeta)) as flujo:
+        for lote, resultados in flujo:
+            for uid, resultado in zip(lote.uids, resultados, strict=True):
+                if resultado.fallido is not None:
+                    resumen.fallidos += 1
+                elif resultado.duplicado:
+                    resumen.duplicados += 1
+                else:
+                    resumen.importados += 1
+                accion.aplicar(cliente, uid)
+                EstadoCarpeta.objects.filter(pk=estado.pk).update(ultimo_uid=uid)
+            candado.renovar()
+            del lote, resultados  # not held while the batch after next is fetched
+
+
+def _descargar(cliente: IMAPClient, uids: list[int], tamanos: dict[int, int]) -> Iterator[Lote]:
+    """The messages in batches (`_lotes`), each read with one FETCH (a message over
+    IMAP_MAX_BYTES: only its start, see `_inicio`)."""
     maximo = settings.IMAP_MAX_BYTES
     for lote in _lotes(uids, tamanos, maximo):
         enteros = [uid for uid in lote if tamanos[uid] <= maximo]
@@ -305,21 +330,8 @@ def _sondear_carpeta(cliente, cuenta, carpeta, accion, resumen, candado) -> None
             leidos.append(uid)
             raws.append(raw)
             completos.append(tamano_completo)
-        # Commits the batch's entries (or CorreoFallido rows); raises only for a database
-        # error, and then nothing below runs: the messages stay untouched for the next poll.
-        resultados = ingest_lote(
-            raws, cuenta=cuenta, carpeta=carpeta, uids=leidos, tamanos=completos
-        )
-        for uid, resultado in zip(leidos, resultados, strict=True):
-            if resultado.fallido is not None:
-                resumen.fallidos += 1
-            elif resultado.duplicado:
-                resumen.duplicados += 1
-            else:
-                resumen.importados += 1
-            accion.aplicar(cliente, uid)
-            EstadoCarpeta.objects.filter(pk=estado.pk).update(ultimo_uid=uid)
-        candado.renovar()
+        del respuesta
+        yield Lote(raws, uids=leidos, tamanos=completos)
 
 
 def _inicio(cliente: IMAPClient, uid: int, maximo: int) -> bytes | None:

@@ -1,6 +1,7 @@
 """The mail pipeline: the only way mail becomes tickets.
 
-The IMAP poller calls `ingest_lote` with the batch of bytes it fetched (`ingest_raw` is a
+The IMAP poller streams the batches of bytes it fetches through `ingest_flujo` (the next batch
+is parsed while the previous one is stored); `ingest_lote` takes one batch (`ingest_raw` is a
 batch of one); `POST /api/correo/save` builds a `MensajeEntrante` from its JSON and calls
 `ingest`. All of them end in `ingest_mensajes`: the messages are parsed first, outside any
 transaction; then one transaction per batch deduplicates, recognises machine mail, threads (onto
@@ -10,6 +11,8 @@ thread puts the files on disk (the commit waits for them). Its statements run on
 whatever its size.
 """
 
+import contextvars
+import functools
 import hashlib
 import logging
 import os
@@ -17,7 +20,7 @@ import re
 import tempfile
 import threading
 import traceback
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent import futures
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -26,7 +29,14 @@ from pathlib import Path
 
 from django.conf import settings
 from django.core.files.base import ContentFile
-from django.db import IntegrityError, InterfaceError, OperationalError, connection, transaction
+from django.db import (
+    IntegrityError,
+    InterfaceError,
+    OperationalError,
+    connection,
+    connections,
+    transaction,
+)
 from django.db.models import Count, Min, Q
 from django.utils import timezone
 
@@ -118,23 +128,135 @@ def ingest_lote(
 
     `tamanos` gives, per message, the size of the whole message when `raw` is only its start
     (a mailbox message over IMAP_MAX_BYTES; see `parse_raw`)."""
-    fuente = fuente or (cuenta.fuente if cuenta else "raw")
-    uids = list(uids) if uids is not None else [None] * len(raws)
-    tamanos = list(tamanos) if tamanos is not None else [None] * len(raws)
-    resultados: list[Resultado | None] = [None] * len(raws)
-    errores: dict[int, BaseException] = {}
-    mensajes: dict[int, MensajeEntrante] = {}
+    leido = _leer_lote(Lote(raws, uids=uids, tamanos=tamanos))
+    return _guardar_lote(leido, fuente=fuente or _fuente(cuenta), cuenta=cuenta, carpeta=carpeta)
+
+
+@dataclass
+class Lote:
+    """A batch of raw messages for `ingest_flujo`: their bytes and, per message, its UID and
+    the size of the whole message when the bytes are only its start (see `ingest_lote`)."""
+
+    raws: Sequence[bytes]
+    uids: Sequence[int | None] | None = None
+    tamanos: Sequence[int | None] | None = None
+
+
+def ingest_flujo(
+    lotes: Iterable[Lote],
+    *,
+    cuenta: CuentaCorreo | None = None,
+    fuente: str | None = None,
+    carpeta: str = "",
+) -> Iterator[tuple[Lote, list[Resultado]]]:
+    """`ingest_lote` over a stream of batches: yields each batch with its results, in order,
+    once the batch is committed.
+
+    While a batch is stored (a thread of its own, waiting mostly on the database and the
+    disk), the next one is taken from `lotes` and parsed in the calling thread; its storage
+    starts only once the previous batch committed, so a reply threads onto a message of the
+    batch before it and ticket numbers follow the order of the stream. When storing a batch
+    raises (the database is unreachable, see `ingest_lote`), nothing of it or after it is
+    yielded or stored, and the error is raised; when `lotes` raises, the batch being stored
+    is committed and yielded first. Whatever ends the iteration, no batch is still being
+    stored once it has ended: close the generator (`contextlib.closing`) when not
+    exhausting it.
+
+    Inside a transaction of the caller's, and on SQLite (one writer at a time), the batches
+    are stored in the calling thread, one after the other, with the same results."""
+    fuente = fuente or _fuente(cuenta)
+    aparte = connection.vendor == "postgresql" and not connection.in_atomic_block
+    hilo = futures.ThreadPoolExecutor(1, thread_name_prefix="ingest-lotes") if aparte else None
+    lotes = iter(lotes)
+    pendiente: tuple[Lote, futures.Future] | None = None  # the batch being stored
+    try:
+        while True:
+            try:
+                lote = next(lotes, _FIN)
+            except BaseException:
+                if pendiente is not None:  # what was read before the source failed
+                    (anterior, futuro), pendiente = pendiente, None
+                    yield anterior, futuro.result()
+                raise
+            if lote is _FIN:
+                break
+            leido = _leer_lote(lote)
+            listo = None
+            if pendiente is not None:
+                (anterior, futuro), pendiente = pendiente, None
+                listo = (anterior, futuro.result())  # raises: nothing of it, nor of `lote`
+            pendiente = (
+                lote,
+                _en(hilo, _guardar_lote, leido, fuente=fuente, cuenta=cuenta, carpeta=carpeta),
+            )
+            if listo is not None:
+                yield listo
+        if pendiente is not None:
+            (anterior, futuro), pendiente = pendiente, None
+            yield anterior, futuro.result()
+    finally:
+        error = pendiente[1].exception() if pendiente is not None else None  # waits for it
+        if error is not None:  # the caller stopped first; this batch's mail stays where it is
+            logger.warning(
+                "A batch of %s mails from %s was not stored either (%s)",
+                len(pendiente[0].raws),
+                fuente,
+                "".join(traceback.format_exception_only(error)).strip()[:500],
+            )
+        if hilo is not None:
+            hilo.submit(_cerrar_conexiones).result()
+            hilo.shutdown()
+
+
+_FIN = object()
+
+
+def _cerrar_conexiones() -> None:
+    """Close this thread's database connections (a thread's own are never closed for it)."""
+    try:
+        connections.close_all()
+    except Exception:  # a connection already broken: nothing more to release
+        logger.debug("Closing the connection of a storing thread failed", exc_info=True)
+
+
+@dataclass
+class _Leido:
+    """A batch parsed and not yet stored: the messages that parsed, and why the others did not."""
+
+    lote: Lote
+    uids: list[int | None]
+    piezas: dict[int, "_Pieza"]
+    errores: dict[int, BaseException]
+
+
+def _fuente(cuenta: CuentaCorreo | None) -> str:
+    return cuenta.fuente if cuenta else "raw"
+
+
+def _leer_lote(lote: Lote) -> _Leido:
+    """Parse a batch, with the hashes its files will be named by; no database access."""
+    uids = list(lote.uids) if lote.uids is not None else [None] * len(lote.raws)
+    tamanos = list(lote.tamanos) if lote.tamanos is not None else [None] * len(lote.raws)
+    leido = _Leido(lote, uids, {}, {})
     limite, dominio = settings.INGEST_MAX_BYTES, dominio_propio()
-    for i, raw in enumerate(raws):
+    for i, raw in enumerate(lote.raws):
         try:
-            mensajes[i] = parse_raw(
+            mensaje = parse_raw(
                 raw, max_bytes=limite, own_domain=dominio, tamano_completo=tamanos[i]
             )
+            leido.piezas[i] = _Pieza(mensaje).con_hashes()
         except Exception as exc:
-            errores[i] = exc
-    lote = list(mensajes)
+            leido.errores[i] = exc
+    return leido
+
+
+def _guardar_lote(leido: _Leido, *, fuente: str, cuenta, carpeta: str) -> list[Resultado]:
+    """Store a parsed batch in one transaction, else message by message (see `ingest_lote`)."""
+    raws, piezas, errores = leido.lote.raws, leido.piezas, dict(leido.errores)
+    resultados: list[Resultado | None] = [None] * len(raws)
+    lote = list(piezas)
     try:
-        hechos = ingest_mensajes(list(mensajes.values()), fuente=fuente, cuenta=cuenta)
+        hechos = _guardar_piezas(list(piezas.values()), fuente=fuente, cuenta=cuenta)
     except Exception as exc:
         _si_base_caida(exc)
         if len(lote) == 1:
@@ -150,7 +272,7 @@ def ingest_lote(
     for i, resultado in zip(lote, hechos, strict=True):
         if resultado is None and i not in errores:
             try:
-                resultado = ingest_mensajes([mensajes[i]], fuente=fuente, cuenta=cuenta)[0]
+                resultado = _guardar_piezas([piezas[i]], fuente=fuente, cuenta=cuenta)[0]
             except Exception as exc:
                 _si_base_caida(exc)
                 errores[i] = exc  # the database refused this mail, or a bug
@@ -167,10 +289,22 @@ def ingest_lote(
                 fuente=fuente,
                 cuenta=cuenta,
                 carpeta=carpeta,
-                uid=uids[i],
+                uid=leido.uids[i],
             )
         )
     return resultados
+
+
+def _en(hilo: futures.ThreadPoolExecutor | None, funcion, *args, **kwargs) -> futures.Future:
+    """`funcion` run in `hilo` in the caller's context (its language), or here and now."""
+    if hilo is not None:
+        return hilo.submit(contextvars.copy_context().run, funcion, *args, **kwargs)
+    futuro: futures.Future = futures.Future()
+    try:
+        futuro.set_result(funcion(*args, **kwargs))
+    except BaseException as exc:
+        futuro.set_exception(exc)
+    return futuro
 
 
 def ingest(
@@ -198,9 +332,16 @@ def ingest_mensajes(
     runs, and the transaction commits only once they are on disk; the statements run per
     batch, not per message. Raises when the batch cannot be stored: nothing of it is then
     committed."""
-    if not mensajes:
-        return []
     piezas = [_Pieza(mensaje.sanear()) for mensaje in mensajes]  # JSON skipped parse_raw
+    return _guardar_piezas(piezas, fuente=fuente, cuenta=cuenta, canal=canal)
+
+
+def _guardar_piezas(
+    piezas: list["_Pieza"], *, fuente: str, cuenta, canal: str = Ticket.Canal.CORREO
+) -> list[Resultado]:
+    """`ingest_mensajes` of messages already normalised."""
+    if not piezas:
+        return []
     escritura: list[futures.Future] = []  # the files being written, once `_ingest` starts it
     try:
         with transaction.atomic():
@@ -215,8 +356,7 @@ def ingest_mensajes(
         # A concurrent ingest of one of these messages won the race.
         if len(piezas) > 1:
             return [
-                ingest_mensajes([p.mensaje], fuente=fuente, cuenta=cuenta, canal=canal)[0]
-                for p in piezas
+                _guardar_piezas([p], fuente=fuente, cuenta=cuenta, canal=canal)[0] for p in piezas
             ]
         previo = _duplicados(fuente, {piezas[0].clave}).get(piezas[0].clave)
         if previo is None:
@@ -243,6 +383,15 @@ class _Pieza:
         self.clave = mensaje.clave_dedup()
         self.crudo = ""  # storage name of the raw message, once named
         self.archivos: list[tuple[str, str]] = []  # (sha256, storage name) per attachment
+        self.hashes: list[str] | None = None  # of the raw message (if kept), the attachments
+
+    def con_hashes(self) -> "_Pieza":
+        """Hash the files now (a stream does it while the batch before is stored)."""
+        mensaje = self.mensaje
+        contenidos = [] if mensaje.crudo is None else [mensaje.crudo]
+        contenidos += [adjunto.contenido for adjunto in mensaje.adjuntos]
+        self.hashes = [hashlib.sha256(contenido).hexdigest() for contenido in contenidos]
+        return self
 
 
 @dataclass
@@ -271,7 +420,7 @@ def _ingest(piezas: list[_Pieza], *, fuente, cuenta, canal, escritura) -> list[R
         if pieza.clave not in claves and pieza.mensaje.automatico != "bucle":
             claves.add(pieza.clave)
             _nombrar_archivos(pieza, archivos)
-    escritura.append(archivos.escribir_aparte())
+    escritura.extend(archivos.escribir_aparte())
     hilos = _leer_hilos([p.mensaje for p in piezas if p.clave not in previos])
     vistos: dict[str, Resultado] = {}
     resultados: list[Resultado] = []
@@ -717,11 +866,16 @@ def _direccion(nombre: str, email: str) -> str:
 def _nombrar_archivos(pieza: _Pieza, archivos: "_Archivos") -> None:
     """Name the raw message and the attachments of a message, to be written by `archivos`."""
     mensaje = pieza.mensaje
+    if pieza.hashes is None:
+        pieza.con_hashes()
+    hashes = iter(pieza.hashes)
     if mensaje.crudo is not None:
-        pieza.crudo = archivos.nombrar(DetalleTicket.crudo.field, mensaje.crudo, ".eml")
+        pieza.crudo = archivos.nombrar(
+            DetalleTicket.crudo.field, mensaje.crudo, ".eml", next(hashes)
+        )
     pieza.archivos = []
     for adjunto in mensaje.adjuntos:
-        sha = hashlib.sha256(adjunto.contenido).hexdigest()
+        sha = next(hashes)
         nombre = archivos.nombrar(Adjunto.archivo.field, adjunto.contenido, "", sha)
         pieza.archivos.append((sha, nombre))
 
@@ -733,12 +887,14 @@ def _guardar_archivo(field, contenido: bytes, sufijo: str, sha: str | None = Non
     return nombre
 
 
+# Threads writing files: a flush to disk waits mostly on the device, which takes several at once.
+ESCRITORES = 8
 _escritor: futures.ThreadPoolExecutor | None = None
 _escritor_lock = threading.Lock()
 
 
 def _sin_escritor() -> None:
-    """A forked child (a Celery or gunicorn worker) has no writer thread: it makes its own."""
+    """A forked child (a Celery or gunicorn worker) has no writer threads: it makes its own."""
     global _escritor, _escritor_lock
     _escritor, _escritor_lock = None, threading.Lock()
 
@@ -752,61 +908,70 @@ class _Archivos:
     Names are given at once (`nombrar`); `escribir` writes what is missing. On the local file
     system each file is written whole under a temporary name, flushed to disk and renamed into
     place: a crash never leaves a truncated file under the final name, and an existing file of
-    another size (an older partial write) is replaced. Then each folder that received a file
-    is flushed once, so the renames are on disk too.
+    another size (an older partial write) is replaced. Then its folder is flushed, so the
+    rename is on disk too (and the folder's own entry, when it was just made).
     """
 
     def __init__(self):
-        self.pendientes: list[tuple[object, str, bytes]] = []
+        self.pendientes: dict[str, tuple[object, bytes]] = {}  # name -> (storage, content)
 
     def nombrar(self, field, contenido: bytes, sufijo: str, sha: str | None = None) -> str:
         sha = sha or hashlib.sha256(contenido).hexdigest()
         nombre = f"{'correos' if sufijo == '.eml' else 'adjuntos'}/{sha[:2]}/{sha}{sufijo}"
-        self.pendientes.append((field.storage, nombre, contenido))
+        self.pendientes.setdefault(nombre, (field.storage, contenido))
         return nombre
 
-    def escribir_aparte(self) -> futures.Future:
-        """`escribir` in the writer thread (file I/O lets go of the GIL)."""
+    def escribir_aparte(self) -> list[futures.Future]:
+        """`escribir`, each file in one of the writer threads (file I/O lets go of the GIL)."""
         global _escritor
         with _escritor_lock:
             if _escritor is None:
-                _escritor = futures.ThreadPoolExecutor(1, thread_name_prefix="ingest-archivos")
-        return _escritor.submit(self.escribir)
+                _escritor = futures.ThreadPoolExecutor(
+                    ESCRITORES, thread_name_prefix="ingest-archivos"
+                )
+        return [
+            _escritor.submit(_escribir_archivo, storage, nombre, contenido)
+            for nombre, (storage, contenido) in self.pendientes.items()
+        ]
 
     def escribir(self) -> None:
-        carpetas = set()
-        for storage, nombre, contenido in self.pendientes:
-            try:
-                destino = Path(storage.path(nombre))
-            except NotImplementedError:  # remote storage: its own save is atomic per object
-                if not storage.exists(nombre):
-                    storage.save(nombre, ContentFile(contenido))
-                continue
-            try:
-                if destino.stat().st_size == len(contenido):
-                    continue
-            except FileNotFoundError:
-                if not destino.parent.is_dir():
-                    destino.parent.mkdir(parents=True, exist_ok=True)
-                    carpetas.add(destino.parent.parent)  # the new folder's entry
-            fd, temporal = tempfile.mkstemp(dir=destino.parent, prefix=".tmp-")
-            try:
-                with os.fdopen(fd, "wb") as handle:
-                    handle.write(contenido)
-                    handle.flush()
-                    os.fsync(handle.fileno())
-                os.chmod(temporal, 0o644)
-                os.replace(temporal, destino)
-            except BaseException:
-                Path(temporal).unlink(missing_ok=True)
-                raise
-            carpetas.add(destino.parent)
-        for carpeta in sorted(carpetas):
-            fd = os.open(carpeta, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+        for nombre, (storage, contenido) in self.pendientes.items():
+            _escribir_archivo(storage, nombre, contenido)
+
+
+def _escribir_archivo(storage, nombre: str, contenido: bytes) -> None:
+    """One file of `_Archivos`, on disk with its folder's entry when this returns."""
+    try:
+        destino = Path(storage.path(nombre))
+    except NotImplementedError:  # remote storage: its own save is atomic per object
+        if not storage.exists(nombre):
+            storage.save(nombre, ContentFile(contenido))
+        return
+    carpetas = [destino.parent]
+    try:
+        if destino.stat().st_size == len(contenido):
+            return
+    except FileNotFoundError:
+        if not destino.parent.is_dir():
+            destino.parent.mkdir(parents=True, exist_ok=True)
+            carpetas.append(destino.parent.parent)  # the new folder's entry
+    fd, temporal = tempfile.mkstemp(dir=destino.parent, prefix=".tmp-")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(contenido)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(temporal, 0o644)
+        os.replace(temporal, destino)
+    except BaseException:
+        Path(temporal).unlink(missing_ok=True)
+        raise
+    for carpeta in carpetas:
+        fd = os.open(carpeta, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 def _base_disponible() -> bool:
@@ -828,7 +993,13 @@ def dominio_propio() -> str:
 
 def _direccion_remitente() -> str:
     """DEFAULT_FROM_EMAIL's address: the setting may be `Name <address>`."""
-    return parseaddr(settings.DEFAULT_FROM_EMAIL)[1].lower()
+    return _direccion_de(settings.DEFAULT_FROM_EMAIL)
+
+
+@functools.lru_cache(maxsize=8)
+def _direccion_de(valor: str) -> str:
+    """An address header's address, parsed once per value (read for every notification)."""
+    return parseaddr(valor)[1].lower()
 
 
 def _fallido_de(mensaje, motivo, *, fuente, cuenta) -> CorreoFallido:

@@ -130,9 +130,24 @@ _UNSAFE = re.compile("[\x00\ud800-\udfff]")
 
 
 def _sano(text: str) -> str:
-    if not text or not _UNSAFE.search(text):
+    if not text or _sin_inseguros(text):
         return text
     return _UNSAFE.sub(lambda m: "" if m.group() == "\x00" else "\ufffd", text)
+
+
+def _sin_inseguros(text: str) -> bool:
+    """`not _UNSAFE.search(text)`, many times faster on a long text: a search for NUL, and an
+    encoding that refuses lone surrogates (both in C; the regex tests a character class per
+    character)."""
+    if "\x00" in text:
+        return False
+    if text.isascii():
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def decode_text(value) -> str:

@@ -263,7 +263,7 @@ def test_it_leaves_the_message_for_the_next_poll_when_the_database_fails(
         raise OperationalError("server closed the connection unexpectedly")
 
     with monkeypatch.context() as parche:
-        parche.setattr("incidencias.imap.ingest_lote", base_caida)
+        parche.setattr("incidencias.ingest._guardar_lote", base_caida)
         resumen = sondear(cuenta)
 
     assert "OperationalError: server closed the connection" in resumen.error
@@ -331,6 +331,95 @@ def test_it_marks_nothing_of_a_batch_whose_commit_fails(buzon, cuenta_para, monk
 
     assert sondear(cuenta).importados == 3
     assert aplicadas == [1, 2, 3]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_marks_each_batch_once_it_is_committed_while_the_next_is_read(
+    buzon, cuenta_para, monkeypatch
+):
+    monkeypatch.setattr(imap, "LOTE", 2)
+    ids = [make_msgid(domain="cliente.example.org") for _ in range(5)]
+    buzon.append(correo("Uno", message_id=ids[0]))
+    buzon.append(correo("Dos", message_id=ids[1]))
+    buzon.append(correo("Re: Uno", message_id=ids[2], responde_a=ids[0]))  # batch 2
+    buzon.append(correo("Tres", message_id=ids[3]))
+    buzon.append(correo("Re: Re: Uno", message_id=ids[4], responde_a=ids[2]))  # batch 3
+    cuenta = cuenta_para(buzon)
+    eventos = []
+    fetch, marcar = imap.IMAPClient.fetch, MarcarLeido.aplicar
+
+    def leer(self, messages, data, *args, **kwargs):
+        if data == ["BODY.PEEK[]"]:
+            eventos.append(("fetch", list(messages)))
+        return fetch(self, messages, data, *args, **kwargs)
+
+    def aplicar(self, cliente, uid):
+        # Outside any transaction: the entry of this mail is committed.
+        eventos.append(("marca", uid))
+        assert not connection.in_atomic_block
+        stored = DetalleTicket.objects.filter(message_id__in=[i.strip("<>") for i in ids[:uid]])
+        assert stored.count() == uid
+        marcar(self, cliente, uid)
+
+    monkeypatch.setattr(imap.IMAPClient, "fetch", leer)
+    monkeypatch.setattr(MarcarLeido, "aplicar", aplicar)
+    resumen = sondear(cuenta)
+
+    assert (resumen.importados, resumen.error) == (5, "")
+    # The next batch is fetched (and parsed) while one is stored; each is marked once committed.
+    assert eventos == [
+        ("fetch", [1, 2]),
+        ("fetch", [3, 4]),
+        ("marca", 1),
+        ("marca", 2),
+        ("fetch", [5]),
+        ("marca", 3),
+        ("marca", 4),
+        ("marca", 5),
+    ]
+    uno = Ticket.objects.get(asunto="Uno")  # replies across batches thread
+    assert [d.asunto for d in uno.detalles.order_by("id")] == ["Uno", "Re: Uno", "Re: Re: Uno"]
+    assert list(Ticket.objects.order_by("numero").values_list("asunto", flat=True)) == [
+        "Uno",
+        "Dos",
+        "Tres",
+    ]
+    assert vistos(buzon) == [True] * 5
+    assert EstadoCarpeta.objects.get(cuenta=cuenta).ultimo_uid == 5
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_marks_the_batches_before_one_whose_commit_fails_and_nothing_from_it_on(
+    buzon, cuenta_para, monkeypatch
+):
+    monkeypatch.setattr(imap, "LOTE", 2)
+    for asunto in ("Uno", "Dos", "Tres", "Cuatro", "Cinco"):
+        buzon.append(correo(asunto))
+    cuenta = cuenta_para(buzon)
+    aplicadas = []
+    monkeypatch.setattr(MarcarLeido, "aplicar", lambda self, cliente, uid: aplicadas.append(uid))
+    guardar, lotes = DetalleTicket.objects.bulk_create, []
+
+    def caida_en_el_segundo(objs, *args, **kwargs):
+        lotes.append(len(objs))
+        if len(lotes) == 2:
+            raise OperationalError("server closed the connection unexpectedly")
+        return guardar(objs, *args, **kwargs)
+
+    with monkeypatch.context() as parche:
+        parche.setattr("incidencias.ingest.DetalleTicket.objects.bulk_create", caida_en_el_segundo)
+        parche.setattr("incidencias.ingest._base_disponible", lambda: False)
+        resumen = sondear(cuenta)
+
+    assert "OperationalError" in resumen.error
+    assert aplicadas == [1, 2]
+    assert sorted(Ticket.objects.values_list("asunto", flat=True)) == ["Dos", "Uno"]
+    assert not CorreoFallido.objects.exists()
+    assert EstadoCarpeta.objects.get(cuenta=cuenta).ultimo_uid == 2
+
+    assert sondear(cuenta).importados == 3
+    assert aplicadas == [1, 2, 3, 4, 5]
+    assert Ticket.objects.count() == 5
 
 
 def test_it_reads_a_folder_again_without_duplicates_when_uidvalidity_changes(

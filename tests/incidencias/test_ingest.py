@@ -5,7 +5,10 @@ Every test goes through `ingest_raw` (what the IMAP poller calls) or `ingest` (w
 `POST /api/correo/save` calls) and looks at the rows and files that come out.
 """
 
+import contextlib
+import email
 import logging
+import threading
 import uuid
 from datetime import UTC, date, datetime, timedelta
 from email.message import EmailMessage
@@ -1856,19 +1859,21 @@ def test_concurrent_batches_into_the_same_tickets_neither_wait_on_each_other_nor
 
 
 def test_a_forked_worker_writes_files_with_a_writer_thread_of_its_own(settings):
-    """Celery and gunicorn fork workers: a writer thread started before the fork is not
-    there in the child, which must start its own rather than wait for it forever."""
+    """Celery and gunicorn fork workers: the writer threads started before the fork are not
+    there in the child, which must start its own rather than wait for them forever."""
     import os
 
     escritos = ingest_module._Archivos()
     nombre = escritos.nombrar(DetalleTicket.crudo.field, b"antes del fork", ".eml")
-    escritos.escribir_aparte().result(timeout=10)
+    (escritura,) = escritos.escribir_aparte()
+    escritura.result(timeout=10)
     pid = os.fork()
     if pid == 0:  # pragma: no cover - the child reports through its exit status
         try:
             hijo = ingest_module._Archivos()
             hijo.nombrar(DetalleTicket.crudo.field, b"en el hijo", ".eml")
-            hijo.escribir_aparte().result(timeout=10)
+            (escritura,) = hijo.escribir_aparte()
+            escritura.result(timeout=10)
         finally:
             os._exit(0 if len(archivos(settings, "correos")) == 2 else 1)
     _, estado = os.waitpid(pid, 0)
@@ -1915,3 +1920,202 @@ def test_the_same_batch_ingested_twice_at_once_is_stored_once(postgres, soporte)
         a, b = respuestas["a"][i], respuestas["b"][i]
         assert a.detalle.pk == b.detalle.pk and a.ticket.pk == b.ticket.pk
         assert sorted([a.duplicado, b.duplicado]) == [False, True]  # one stored it
+
+
+# --- A stream of batches (`ingest_flujo`) -----------------------------------------------------
+
+
+def _flujo(lotes, eventos, **kwargs):
+    """The stream over `lotes` (lists of raw mails), noting when each batch is read, in which
+    thread each is stored, and when each comes back."""
+
+    def leer():
+        for n, raws in enumerate(lotes, 1):
+            eventos.append(("leido", n))
+            yield ingest_module.Lote(raws)
+
+    return contextlib.closing(ingest_module.ingest_flujo(leer(), **kwargs))
+
+
+@pytest.fixture
+def hilos_de_guardado(monkeypatch):
+    """The names of the threads the batches were stored in, in order."""
+    nombres = []
+    guardar = ingest_module._guardar_piezas
+
+    def espia(piezas, **kwargs):
+        nombres.append(threading.current_thread().name)
+        return guardar(piezas, **kwargs)
+
+    monkeypatch.setattr(ingest_module, "_guardar_piezas", espia)
+    return nombres
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_streams_batches_in_order_each_committed_before_it_comes_back(
+    soporte, hilos_de_guardado
+):
+    cuenta = CuentaCorreo.objects.create(
+        host="imap.example.com", user="s@example.com", departamento=soporte
+    )
+    primero, respuesta = mid(), mid()
+    lotes = [
+        [correo("Uno", message_id=primero), correo("Dos")],
+        # A reply to a mail of the batch before, and a reply to that reply.
+        [correo("Re: Uno", message_id=respuesta, in_reply_to=primero), correo("Tres")],
+        [correo("Re: Re: Uno", in_reply_to=respuesta), correo("Cuatro")],
+    ]
+    eventos, vistos = [], []
+
+    with _flujo(lotes, eventos, cuenta=cuenta) as flujo:
+        for n, (lote, resultados) in enumerate(flujo, 1):
+            eventos.append(("entregado", n))
+            # Outside any transaction, this batch and the ones before are committed (the next
+            # one may be too).
+            vistos.append((connection.in_atomic_block, DetalleTicket.objects.count() >= 2 * n))
+            assert lote.raws == lotes[n - 1]
+            assert [r.detalle.asunto for r in resultados] == [
+                email.message_from_bytes(raw)["Subject"] for raw in lotes[n - 1]
+            ]
+
+    # Each batch is read (and parsed) while the one before is stored.
+    assert eventos == [
+        ("leido", 1),
+        ("leido", 2),
+        ("entregado", 1),
+        ("leido", 3),
+        ("entregado", 2),
+        ("entregado", 3),
+    ]
+    assert vistos == [(False, True)] * 3
+    tickets = list(Ticket.objects.order_by("numero").values_list("asunto", flat=True))
+    assert tickets == ["Uno", "Dos", "Tres", "Cuatro"]  # numbered in the stream's order
+    uno = Ticket.objects.get(asunto="Uno")
+    assert list(uno.detalles.order_by("id").values_list("asunto", flat=True)) == [
+        "Uno",
+        "Re: Uno",
+        "Re: Re: Uno",
+    ]
+    if connection.vendor == "postgresql":  # stored in a thread of its own
+        assert set(hilos_de_guardado) == {"ingest-lotes_0"}
+    assert not [t for t in threading.enumerate() if t.name.startswith("ingest-lotes")]
+
+
+def test_it_stores_the_stream_in_the_calling_thread_inside_its_transaction(
+    soporte, hilos_de_guardado
+):
+    """The test's transaction holds rows another thread could not see: the batches are stored
+    here, one after the other, with the same results."""
+    cuenta = CuentaCorreo.objects.create(
+        host="imap.example.com", user="s@example.com", departamento=soporte
+    )
+    primero = mid()
+    lotes = [[correo("Uno", message_id=primero)], [correo("Re: Uno", in_reply_to=primero)]]
+
+    with _flujo(lotes, [], cuenta=cuenta) as flujo:
+        resultados = [r for _, lote in flujo for r in lote]
+
+    assert [r.creado for r in resultados] == [True, False]
+    assert resultados[1].ticket.pk == resultados[0].ticket.pk
+    assert set(hilos_de_guardado) == {threading.current_thread().name}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_gives_back_nothing_of_a_batch_whose_commit_fails_and_stores_none_after_it(
+    soporte, monkeypatch
+):
+    cuenta = CuentaCorreo.objects.create(
+        host="imap.example.com", user="s@example.com", departamento=soporte
+    )
+    lotes = [[correo("Uno"), correo("Dos")], [correo("Tres")], [correo("Cuatro")]]
+    llamadas = []
+    guardar = DetalleTicket.objects.bulk_create
+
+    def caida_en_el_segundo(objs, *args, **kwargs):
+        llamadas.append(len(objs))
+        if len(llamadas) == 2:
+            raise OperationalError("server closed the connection unexpectedly")
+        return guardar(objs, *args, **kwargs)
+
+    monkeypatch.setattr("incidencias.ingest.DetalleTicket.objects.bulk_create", caida_en_el_segundo)
+    monkeypatch.setattr("incidencias.ingest._base_disponible", lambda: False)
+    eventos, entregados = [], []
+
+    with pytest.raises(OperationalError), _flujo(lotes, eventos, cuenta=cuenta) as flujo:
+        for _, resultados in flujo:
+            entregados.append([r.detalle.asunto for r in resultados])
+
+    assert entregados == [["Uno", "Dos"]]
+    assert sorted(Ticket.objects.values_list("asunto", flat=True)) == ["Dos", "Uno"]
+    assert not CorreoFallido.objects.exists()  # the database failed, not the mail
+    assert llamadas == [2, 1]  # the third batch was read, never stored
+    assert not [t for t in threading.enumerate() if t.name.startswith("ingest-lotes")]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_gives_back_the_batch_being_stored_before_a_failure_of_the_source(soporte):
+    cuenta = CuentaCorreo.objects.create(
+        host="imap.example.com", user="s@example.com", departamento=soporte
+    )
+
+    def leer():
+        yield ingest_module.Lote([correo("Uno")])
+        raise ConnectionError("the mailbox went away")
+
+    entregados = []
+    flujo = contextlib.closing(ingest_module.ingest_flujo(leer(), cuenta=cuenta))
+    with pytest.raises(ConnectionError), flujo as lotes:
+        for _, resultados in lotes:
+            entregados += [r.detalle.asunto for r in resultados]
+
+    assert entregados == ["Uno"]
+    assert Ticket.objects.get().asunto == "Uno"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_finishes_the_batch_being_stored_when_the_caller_stops(soporte):
+    """A caller that stops after a batch (its server step failed) leaves nothing running:
+    the batch already being stored is committed, unseen (deduplication makes reading it again
+    harmless), and no batch after it is read."""
+    cuenta = CuentaCorreo.objects.create(
+        host="imap.example.com", user="s@example.com", departamento=soporte
+    )
+    lotes = [[correo("Uno")], [correo("Dos")], [correo("Tres")]]
+    eventos = []
+
+    with _flujo(lotes, eventos, cuenta=cuenta) as flujo:
+        for _ in flujo:
+            break
+
+    assert eventos == [("leido", 1), ("leido", 2)]
+    assert sorted(Ticket.objects.values_list("asunto", flat=True)) == ["Dos", "Uno"]
+    assert not [t for t in threading.enumerate() if t.name.startswith("ingest-lotes")]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_keeps_a_mail_that_fails_in_one_batch_and_streams_the_others(soporte, monkeypatch):
+    cuenta = CuentaCorreo.objects.create(
+        host="imap.example.com", user="s@example.com", departamento=soporte
+    )
+    parse = ingest_module.parse_raw
+
+    def ilegible(raw, **kwargs):
+        if b"Ilegible" in raw:
+            raise ValueError("unreadable")
+        return parse(raw, **kwargs)
+
+    monkeypatch.setattr("incidencias.ingest.parse_raw", ilegible)
+    lotes = [[correo("Uno")], [correo("Ilegible"), correo("Dos")], [correo("Tres")]]
+
+    with _flujo(lotes, [], cuenta=cuenta) as flujo:
+        resultados = [
+            [(r.fallido is not None, r.ticket and r.ticket.asunto) for r in lote]
+            for _, lote in flujo
+        ]
+
+    assert resultados == [
+        [(False, "Uno")],
+        [(True, None), (False, "Dos")],
+        [(False, "Tres")],
+    ]
+    assert CorreoFallido.objects.get().error == "ValueError: unreadable"
