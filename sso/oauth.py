@@ -93,6 +93,20 @@ class ValidadorOAuth2(OAuth2Validator):
     def invalidate_authorization_code(self, client_id, code, request, *args, **kwargs):
         """Nothing left to do: the code was deleted in the transaction that issued the tokens."""
 
+    # Of concurrent exchanges of one code, the winner deletes it; a loser that got past
+    # validate_code must then fail as an invalid grant (400), not on the missing row (500).
+    def get_code_challenge(self, code, request):
+        try:
+            return super().get_code_challenge(code, request)
+        except get_grant_model().DoesNotExist:
+            return None
+
+    def get_code_challenge_method(self, code, request):
+        try:
+            return super().get_code_challenge_method(code, request)
+        except get_grant_model().DoesNotExist:
+            return None
+
     @sensitive_variables("token")
     def _save_bearer_token(self, token, request, *args, **kwargs):
         if request.grant_type != "authorization_code":

@@ -424,3 +424,18 @@ def test_it_cleans_expired_codes_and_tokens_on_schedule(client, ana, publico, se
     assert not AccessToken.objects.exists()
     assert not RefreshToken.objects.exists()
     assert not CanjeCodigo.objects.exists()
+
+
+def test_a_code_already_exchanged_has_no_challenge_and_fails_as_a_bad_grant(publico):
+    """The loser of two concurrent exchanges asks for the challenge of a deleted code: it must
+    get none (an invalid grant, 400), not an error on the missing row (500)."""
+    from oauthlib.common import Request
+
+    from sso.oauth import ValidadorOAuth2
+
+    peticion = Request("https://portal.example.com/oauth/token")
+    peticion.client = publico
+    validador = ValidadorOAuth2()
+
+    assert validador.get_code_challenge("ya-canjeado", peticion) is None
+    assert validador.get_code_challenge_method("ya-canjeado", peticion) is None
