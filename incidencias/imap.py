@@ -292,14 +292,25 @@ def _sondear_carpeta(cliente, cuenta, carpeta, accion, resumen, candado) -> None
     lotes = _descargar(cliente, uids, tamanos)
     with contextlib.closing(ingest_flujo(lotes, cuenta=cuenta, carpeta=carpeta)) as flujo:
         for lote, resultados in flujo:
-            for uid, resultado in zip(lote.uids, resultados, strict=True):
+            for uid, resultado, completo in zip(lote.uids, resultados, lote.tamanos, strict=True):
                 if resultado.fallido is not None:
                     resumen.fallidos += 1
                 elif resultado.duplicado:
                     resumen.duplicados += 1
                 else:
                     resumen.importados += 1
-                accion.aplicar(cliente, uid)
+                if completo is not None and isinstance(accion, Mover | Eliminar):
+                    # Only its start was read: the whole message stays where it is on the
+                    # server (its ticket's note says it was cut), never moved or deleted.
+                    logger.warning(
+                        "%s/%s UID %s was read only in part (%s bytes); left on the server",
+                        cuenta,
+                        carpeta,
+                        uid,
+                        completo,
+                    )
+                else:
+                    accion.aplicar(cliente, uid)
                 EstadoCarpeta.objects.filter(pk=estado.pk).update(ultimo_uid=uid)
             candado.renovar()
             del lote, resultados  # not held while the batch after next is fetched

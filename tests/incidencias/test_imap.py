@@ -605,6 +605,21 @@ def test_it_deletes_mail(db, buzon, cuenta_para, monkeypatch, con_uidplus):
     assert Ticket.objects.count() == 2
 
 
+def test_it_never_deletes_a_message_it_read_only_in_part(db, buzon, cuenta_para, settings):
+    settings.IMAP_MAX_BYTES = 300_000
+    settings.INGEST_MAX_BYTES = 100_000
+    buzon.append(correo("Se borra"))
+    buzon.append(correo("Enorme", adjunto=PDF * (400_000 // len(PDF) + 1)))
+    cuenta = cuenta_para(buzon, tras_importar=CuentaCorreo.TrasImportar.ELIMINAR)
+
+    assert sondear(cuenta).importados == 2
+
+    (restante,) = buzon.flags("INBOX")  # the whole message is still there, untouched
+    assert restante == 2 and vistos(buzon) == [False]
+    assert EstadoCarpeta.objects.get(cuenta=cuenta).ultimo_uid == 2  # and never read again
+    assert sondear(cuenta).importados == 0
+
+
 def test_it_refuses_to_move_to_a_missing_folder_before_importing_anything(db, buzon, cuenta_para):
     buzon.append(correo("Sin destino"))
     cuenta = cuenta_para(
