@@ -38,6 +38,7 @@ from django.db import (
     transaction,
 )
 from django.db.models import Count, Min, Q
+from django.db.models.functions import Lower
 from django.utils import timezone
 
 from sso.models import Departamento, Usuario
@@ -422,6 +423,7 @@ def _ingest(piezas: list[_Pieza], *, fuente, cuenta, canal, escritura) -> list[R
             _nombrar_archivos(pieza, archivos)
     escritura.extend(archivos.escribir_aparte())
     hilos = _leer_hilos([p.mensaje for p in piezas if p.clave not in previos])
+    agentes = _agentes_remitentes(piezas, hilos)
     vistos: dict[str, Resultado] = {}
     resultados: list[Resultado] = []
     nuevos: list[Ticket] = []
@@ -471,12 +473,21 @@ def _ingest(piezas: list[_Pieza], *, fuente, cuenta, canal, escritura) -> list[R
             nuevos.append(ticket)
             if anterior is not None:
                 hilos.seguimientos[anterior.pk] = ticket
-        else:
-            campos = _actualizar_ticket(ticket, mensaje)
+        agente_id = None
+        if not creado:
+            agente_id = agentes.get(mensaje.de_email) if not mensaje.automatico else None
+            if agente_id is not None and mensaje.de_email != ticket.solicitante_email.lower():
+                campos = _respuesta_de_agente(ticket, ahora)
+            else:
+                agente_id = None
+                campos = _actualizar_ticket(ticket, mensaje)
             if ticket.pk is not None:
                 cambios.setdefault(ticket.pk, set()).update(campos)
 
         detalle, adjuntos = _guardar_detalle(ticket, mensaje, fuente=fuente, pieza=pieza)
+        if agente_id is not None:
+            # An agent's own mail to the customer, copied to the mailbox: our reply, by mail.
+            detalle.tipo, detalle.autor_id = DetalleTicket.Tipo.RESPUESTA, agente_id
         detalles.append((detalle, adjuntos))
         if mensaje.message_id:
             hilos.en_lote.setdefault(mensaje.message_id, ticket)
@@ -716,6 +727,40 @@ def _vencimientos(ticket: Ticket, ahora) -> tuple | None:
         # A calendar that cannot place the targets must not stop the department's mail.
         logger.exception("No SLA due dates for a new ticket of %s", ticket.departamento)
         return None
+
+
+def _agentes_remitentes(piezas: list[_Pieza], hilos: _Hilos) -> dict[str, int]:
+    """The senders of the batch that are agents (active staff, or users with ticket access or
+    heading a department), by address: one query, and only when some message may continue a
+    stored ticket."""
+    if not hilos.tickets:
+        return {}
+    correos = {
+        p.mensaje.de_email for p in piezas if p.mensaje.de_email and not p.mensaje.automatico
+    }
+    if not correos:
+        return {}
+    encontrados: dict[str, int] = {}
+    for usuario_id, email in (
+        Usuario.objects.annotate(email_l=Lower("email"))
+        .filter(email_l__in=correos, is_active=True)
+        .filter(Q(is_staff=True) | Q(acceso_ticket=True) | Q(jefe=True))
+        .order_by("id")
+        .values_list("id", "email")
+    ):
+        encontrados.setdefault(email.lower(), usuario_id)
+    return encontrados
+
+
+def _respuesta_de_agente(ticket: Ticket, ahora) -> list[str]:
+    """An agent answered the customer by mail (copying the mailbox): the first response, if it
+    is the first; the ticket is not reopened and no customer reply is announced."""
+    campos = ["actualizado"]
+    if ticket.primera_respuesta_en is None:
+        ticket.primera_respuesta_en = ahora
+        ticket.sla_proximo = sla.sla_proximo(ticket)
+        campos += ["primera_respuesta_en", "sla_proximo"]
+    return campos
 
 
 def _actualizar_ticket(ticket: Ticket, mensaje: MensajeEntrante) -> list[str]:

@@ -39,6 +39,7 @@ from incidencias.models import (
     CuentaCorreo,
     DetalleTicket,
     Feriado,
+    Notificacion,
     PoliticaSLA,
     Prioridad,
     ReglaDepartamento,
@@ -1792,9 +1793,10 @@ def test_it_runs_the_same_statements_for_a_batch_of_any_size(db, soporte, cuenta
 
     chico, grande = consultas(mezcla(1)), consultas(mezcla(4))
 
-    # 11 of the pipeline and 5 of its notifications (replies to our own mail, the
-    # acknowledgement window, the assignees, the rows), in the test's savepoint.
-    assert chico == grande <= 18
+    # 12 of the pipeline (one of them: which senders are agents) and 5 of its notifications
+    # (replies to our own mail, the acknowledgement window, the assignees, the rows), in the
+    # test's savepoint.
+    assert chico == grande <= 19
     assert Ticket.objects.filter(asunto__startswith="Adjunto").count() == 5
     assert Adjunto.objects.count() == 5
 
@@ -2119,3 +2121,41 @@ def test_it_keeps_a_mail_that_fails_in_one_batch_and_streams_the_others(soporte,
         [(False, "Tres")],
     ]
     assert CorreoFallido.objects.get().error == "ValueError: unreadable"
+
+
+def test_an_agents_mail_on_a_ticket_is_our_reply_and_its_first_response(
+    db, soporte, cuenta_soporte
+):
+    Usuario.objects.filter(pk=agente("luis", soporte).pk).update(email="Luis@Example.com")
+    primero = mid()
+    ticket = entrante(correo(message_id=primero), cuenta=cuenta_soporte).ticket
+    Ticket.objects.filter(pk=ticket.pk).update(estado=Ticket.Estado.EN_ESPERA)
+
+    respuesta = entrante(
+        correo("Re: No puedo entrar", de="Luis <luis@example.com>", in_reply_to=primero),
+        cuenta=cuenta_soporte,
+    )
+    cliente = entrante(correo("Re: No puedo entrar", in_reply_to=primero), cuenta=cuenta_soporte)
+
+    ticket.refresh_from_db()
+    assert respuesta.ticket.pk == ticket.pk and respuesta.detalle.tipo == "respuesta"
+    assert respuesta.detalle.autor.username == "luis"
+    assert ticket.primera_respuesta_en is not None
+    # The agent's mail did not reopen it; the customer's answer did.
+    assert cliente.detalle.tipo == "entrante" and ticket.estado == Ticket.Estado.ABIERTO
+    assert not Notificacion.objects.filter(detalle=respuesta.detalle).exists()
+
+
+def test_mail_from_someone_without_ticket_access_stays_a_customer_reply(
+    db, soporte, cuenta_soporte
+):
+    agente("vendedor", soporte, acceso_ticket=False)
+    primero = mid()
+    ticket = entrante(correo(message_id=primero), cuenta=cuenta_soporte).ticket
+
+    respuesta = entrante(
+        correo("Re: x", de="vendedor@example.com", in_reply_to=primero), cuenta=cuenta_soporte
+    )
+
+    ticket.refresh_from_db()
+    assert respuesta.detalle.tipo == "entrante" and ticket.primera_respuesta_en is None
