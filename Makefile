@@ -48,6 +48,7 @@ messages: install
 bench: install
 	$(PY) bench/api.py
 	$(PY) bench/sso.py
+	$(PY) bench/auth.py
 	$(PY) bench/ingest.py
 	$(PY) bench/sla.py
 

@@ -5,6 +5,7 @@ from django.urls import path
 from incidencias import urls as project_urls
 
 from .baseline import BaselineUsuarioInternoView
+from .baseline_auth import BaselineUsuarioView
 from .baseline_sso import BaselineRefreshUserTokenView
 
 # Appended last, so the baselines pay for resolving past every project pattern.
@@ -16,6 +17,7 @@ urlpatterns = [
         BaselineRefreshUserTokenView.as_view(),
         name="bench-baseline-refresh",
     ),
+    path("bench/baseline-user", BaselineUsuarioView.as_view(), name="bench-baseline-user"),
 ]
 
 handler404 = project_urls.handler404

@@ -22,9 +22,12 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
+from django.db import connections, router
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 from rest_framework import exceptions
+
+from incidencias.db import cursor_preparado, filas
 
 from .acceso import acceso_password
 from .models import OperadorVirtual, Usuario
@@ -194,6 +197,19 @@ def parece_jwt(raw: str) -> bool:
     return len(partes) == 3 and all(partes[:2]) and raw.startswith("eyJ")
 
 
+def _usuario(pk: int) -> Usuario | None:
+    """The user by primary key, in a statement written by hand (as sso.tokens reads a user
+    token): on every JWT request, compiling the queryset cost more than running it."""
+    connection = connections[router.db_for_read(Usuario)]
+    lector = filas(connection, ("u", Usuario))
+    tabla = connection.ops.quote_name(Usuario._meta.db_table)
+    sql = f"SELECT {lector.columnas} FROM {tabla} u WHERE u.id = %s"  # noqa: S608 - model names
+    with cursor_preparado(connection.alias) as cursor:
+        cursor.execute(sql, [pk])
+        row = cursor.fetchone()
+    return lector.instancias(connection, row)[0] if row else None
+
+
 def jwt_autenticar(raw: str) -> Usuario:
     """The active user a JWT of gettoken names; AuthenticationFailed (401) with the reason
     otherwise: malformed, another algorithm, unknown key, bad signature, expired, another
@@ -227,7 +243,7 @@ def jwt_autenticar(raw: str) -> Usuario:
         raise exceptions.AuthenticationFailed(TOKEN_INVALIDO)
     if not isinstance(iat, int | float):
         raise exceptions.AuthenticationFailed(TOKEN_INVALIDO)
-    usuario = Usuario.objects.filter(pk=int(sub)).first()
+    usuario = _usuario(int(sub))
     if usuario is None or not usuario.is_active:
         raise exceptions.AuthenticationFailed(USUARIO_INACTIVO)
     valido_desde = usuario.jwt_valido_desde

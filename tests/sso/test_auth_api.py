@@ -605,6 +605,46 @@ def test_user_has_roles_and_permissions_from_groups(api, ana):
     assert data["user"]["two_factor_enabled"] is False
 
 
+def test_it_reads_the_users_second_factor_roles_and_permissions_in_one_statement(api, ana):
+    from django.contrib.auth.models import Permission
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    token = token_de(api)
+    otros = Group.objects.create(name="agentes")
+    ana.groups.add(otros)
+    otros.permissions.add(Permission.objects.get(codename="view-profile"))
+    Group.objects.get(name="user").permissions.add(Permission.objects.get(codename="view-profile"))
+    ana.user_permissions.add(Permission.objects.get(codename="edit-profile"))
+    DispositivoCodigo.objects.create(user=ana, name="sms", metodo="sms", confirmed=False)
+
+    data = get(api, USER, token).json()["data"]  # records the token's first use
+    with CaptureQueriesContext(connection) as queries:
+        again = get(api, USER, token).json()["data"]
+
+    # The token (with its user), then the second factor, groups and permissions.
+    assert len(queries.captured_queries) == 2
+    assert again == data
+    assert data["roles"] == ["agentes", "user"]
+    assert data["permissions"] == ["edit-profile", "view-profile"]
+    assert data["user"]["two_factor_enabled"] is False  # not confirmed
+    DispositivoCodigo.objects.update(confirmed=True)
+    assert get(api, USER, token).json()["data"]["user"]["two_factor_enabled"] is True
+
+
+def test_it_gives_a_superuser_every_permission(api, ana):
+    from django.contrib.auth.models import Permission
+
+    ana.is_superuser = True
+    ana.save()
+
+    data = get(api, USER, token_de(api)).json()["data"]
+
+    codenames = sorted(set(Permission.objects.values_list("codename", flat=True)))
+    assert data["permissions"] == codenames
+    assert data["roles"] == ["user"]
+
+
 # --- App sessions -------------------------------------------------------------------------------
 
 SESION = {"app_name": "Creador de Sitios Web", "ip_address": "203.0.113.7", "user_agent": "Moz"}

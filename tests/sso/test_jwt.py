@@ -354,6 +354,20 @@ def test_a_fresh_token_names_its_user(integracion, token, at_now):
     assert jwt_autenticar(token) == integracion
 
 
+def test_it_reads_the_tokens_user_in_one_query_with_every_field(integracion, token, at_now):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as queries:
+        usuario = jwt_autenticar(token)
+
+    assert len(queries.captured_queries) == 1
+    integracion.refresh_from_db()
+    assert usuario.pk == integracion.pk and usuario.email == integracion.email
+    assert usuario.jwt_valido_desde == integracion.jwt_valido_desde
+    assert usuario.date_joined == integracion.date_joined and usuario.date_joined.tzinfo
+
+
 def test_an_expired_token_is_refused(integracion, token):
     with time_machine.travel(NOW + timedelta(hours=2, seconds=1), tick=False):
         assert refused(token) == "Token vencido."
