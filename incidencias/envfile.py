@@ -25,4 +25,6 @@ if __name__ == "__main__":
     print(f"SECRET_KEY={secrets.token_urlsafe(50)}")
     print(f"ENCRYPTION_KEYS=k1:{generate_key()}")
     print(f"CONSUMIDOR_HMAC_KEY={secrets.token_urlsafe(32)}")
-    print(f"OIDC_RSA_PRIVATE_KEY={rsa_pem()}")
+    # Single quotes: honcho (make run) keeps the spaces and turns each \\n into a line break;
+    # settings.py does the same for a value read from ENV_FILE or the environment.
+    print(f"OIDC_RSA_PRIVATE_KEY='{rsa_pem()}'")

@@ -231,3 +231,26 @@ def test_it_prepares_hand_written_statements_unless_told_not_to(tmp_path):
         "prepare_threshold": 5,
         "server_side_binding": True,
     }
+
+
+def test_the_generated_env_gives_a_signing_key_to_honcho_and_to_settings(tmp_path):
+    """`make run` writes .env with `python -m incidencias.envfile`; honcho exports it to web,
+    worker and beat, and settings.py also reads it through ENV_FILE: both must get the PEM."""
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+    from honcho.environ import parse
+
+    salida = subprocess.run(
+        [PYTHON, "-m", "incidencias.envfile"], cwd=BASE_DIR, capture_output=True, text=True
+    )
+    assert salida.returncode == 0, salida.stderr
+    env_file = tmp_path / ".env"
+    env_file.write_text(salida.stdout)
+
+    por_honcho = parse(salida.stdout)["OIDC_RSA_PRIVATE_KEY"]
+    assert load_pem_private_key(por_honcho.encode(), None).key_size == 2048
+
+    env = base_env(tmp_path, ENV_FILE=str(env_file))
+    for nombre in ("DEBUG", "SECRET_KEY", "ENCRYPTION_KEYS", "OIDC_RSA_PRIVATE_KEY"):
+        env.pop(nombre, None)
+    por_settings = settings_of(env, "OIDC_RSA_PRIVATE_KEY")["OIDC_RSA_PRIVATE_KEY"]
+    assert load_pem_private_key(por_settings.encode(), None).key_size == 2048
