@@ -20,6 +20,7 @@ from rest_framework.response import Response
 from sso import bitacora
 from sso.api.auth import AuthAPIView
 from sso.api.envelopes import ENVELOPE_C, ApiError
+from sso.api.schema import integra_responses
 from sso.api.scopes import requiere_scope
 from sso.models import Departamento, Unidad
 
@@ -85,6 +86,34 @@ class TipoEntrada(serializers.Serializer):
     nombre = serializers.CharField(max_length=120)
 
 
+class CuentaSalida(serializers.Serializer):
+    id = serializers.IntegerField()
+    tipoId = serializers.IntegerField()
+    tipoNombre = serializers.CharField()
+    departamentoId = serializers.IntegerField()
+    departamentoNombre = serializers.CharField()
+    unidadId = serializers.IntegerField(allow_null=True)
+    unidadClave = serializers.CharField(allow_null=True)
+    unidadNombreCompleto = serializers.CharField(allow_null=True)
+    usuario = serializers.CharField()
+    clave = serializers.CharField(help_text='Always "********".')
+    nota = serializers.CharField()
+    url = serializers.CharField()
+    vence = serializers.DateField(allow_null=True)
+    creado = serializers.DateTimeField()
+    actualizado = serializers.DateTimeField()
+
+
+class ClaveSalida(serializers.Serializer):
+    id = serializers.IntegerField()
+    clave = serializers.CharField()
+
+
+class TipoSalida(serializers.Serializer):
+    id = serializers.IntegerField()
+    nombre = serializers.CharField()
+
+
 class RevelarEntrada(serializers.Serializer):
     motivo = serializers.CharField(required=False, allow_blank=True, default="", max_length=500)
 
@@ -116,7 +145,6 @@ class PorMetodoScope(BasePermission):
 # --- Views ----------------------------------------------------------------------------------
 
 C = {"data": None, "success": True}
-_401 = {"data": None, "message": "No autenticado.", "success": False}
 
 
 def _ejemplo(nombre, valor, *, request=False, status=200):
@@ -152,14 +180,14 @@ class IntegraAPIView(AuthAPIView):
         )
         return response
 
-    def credencial(self, pk: int) -> Credencial:
-        credencial = selectors.credenciales_visibles(self.request.user).filter(pk=pk).first()
+    def credencial(self, id: int) -> Credencial:
+        credencial = selectors.credenciales_visibles(self.request.user).filter(pk=id).first()
         if credencial is None:
             raise ApiError(404, CUENTA_NO_ENCONTRADA)
         return credencial
 
-    def tipo(self, pk: int) -> TipoCredencial:
-        tipo = TipoCredencial.objects.filter(pk=pk).first()
+    def tipo(self, id: int) -> TipoCredencial:
+        tipo = TipoCredencial.objects.filter(pk=id).first()
         if tipo is None:
             raise ApiError(404, TIPO_NO_ENCONTRADO)
         return tipo
@@ -231,6 +259,12 @@ _EJEMPLO_CUENTA = {
     "creado": "2025-01-15T10:30:00",
     "actualizado": "2025-02-20T14:45:00",
 }
+_EJEMPLO_409 = {
+    "data": None,
+    "message": "El tipo está en uso por 3 cuenta(s); no se eliminó.",
+    "success": False,
+    "errors": {"cuentas": ["3"]},
+}
 _EJEMPLO_ENTRADA = {
     "usuario": "dev@example.com",
     "clave": "SecurePass123!",
@@ -253,13 +287,12 @@ class CredencialesView(IntegraAPIView):
             OpenApiParameter("idUnidad", int, description="Unit id."),
             OpenApiParameter("buscar", str, description="Text in the account or the note."),
         ],
-        responses={200: None},
+        responses=integra_responses("IntegraCuentas", CuentaSalida(many=True)),
         examples=[
             _ejemplo(
                 "Cuentas",
                 {"data": [_EJEMPLO_CUENTA], "message": CUENTAS_REGISTRADAS, "success": True},
             ),
-            _ejemplo("401", _401, status=401),
         ],
     )
     def get(self, request):
@@ -276,7 +309,7 @@ class CredencialesView(IntegraAPIView):
         operation_id="integra_credenciales_crear",
         tags=["Integra"],
         request=CredencialEntrada,
-        responses={200: None},
+        responses=integra_responses("IntegraCuentaRegistrada", None, {403: FUERA_DE_ALCANCE}),
         examples=[
             _ejemplo("Cuenta", _EJEMPLO_ENTRADA, request=True),
             _ejemplo("Cuenta registrada", {**C, "message": CUENTA_REGISTRADA}),
@@ -305,7 +338,7 @@ class CredencialView(IntegraAPIView):
         operation_id="integra_credenciales_editar",
         tags=["Integra"],
         request=CredencialEntrada,
-        responses={200: None},
+        responses=integra_responses("IntegraCuentaActualizada", None, {404: CUENTA_NO_ENCONTRADA}),
         description="Same body as creating; without `clave` (or with `********`) the secret "
         "is kept. A changed secret keeps the earlier one in the history.",
         examples=[
@@ -318,8 +351,8 @@ class CredencialView(IntegraAPIView):
         ],
     )
     @method_decorator(sensitive_variables("datos", "clave"))
-    def put(self, request, pk: int):
-        credencial = self.credencial(pk)
+    def put(self, request, id: int):
+        credencial = self.credencial(id)
         datos = self.datos(CredencialEntrada)
         clave = datos.get("clave")
         if clave == MASCARA or clave == "":
@@ -337,12 +370,12 @@ class CredencialView(IntegraAPIView):
         operation_id="integra_credenciales_borrar",
         tags=["Integra"],
         request=None,
-        responses={200: None},
+        responses=integra_responses("IntegraCuentaEliminada", None, {404: CUENTA_NO_ENCONTRADA}),
         examples=[_ejemplo("Cuenta eliminada", {**C, "message": CUENTA_ELIMINADA})],
     )
-    def delete(self, request, pk: int):
+    def delete(self, request, id: int):
         services.credencial_borrar(
-            credencial=self.credencial(pk), por=request.user, ip=bitacora.client_ip(request)
+            credencial=self.credencial(id), por=request.user, ip=bitacora.client_ip(request)
         )
         return self.ok(None, CUENTA_ELIMINADA)
 
@@ -354,7 +387,9 @@ class RevelarView(IntegraAPIView):
         operation_id="integra_credenciales_revelar",
         tags=["Integra"],
         request=RevelarEntrada,
-        responses={200: None},
+        responses=integra_responses(
+            "IntegraClaveRevelada", ClaveSalida(), {404: CUENTA_NO_ENCONTRADA}
+        ),
         description="The secret in clear, after writing the audit row (who, when, IP, reason). "
         "`motivo` is required when CREDENCIALES_MOTIVO_OBLIGATORIO is on.",
         examples=[
@@ -367,14 +402,11 @@ class RevelarView(IntegraAPIView):
                     "success": True,
                 },
             ),
-            _ejemplo(
-                "404", {"data": None, "message": CUENTA_NO_ENCONTRADA, "success": False}, status=404
-            ),
         ],
     )
     @method_decorator(sensitive_variables("clave"))
-    def post(self, request, pk: int):
-        credencial = self.credencial(pk)
+    def post(self, request, id: int):
+        credencial = self.credencial(id)
         body = request.data if request.body else {}
         if not isinstance(body, dict):
             raise ApiError(400, ENVELOPE_C.message_for(400))
@@ -400,7 +432,7 @@ class TiposView(IntegraAPIView):
     @extend_schema(
         operation_id="integra_tipos_listar",
         tags=["Integra"],
-        responses={200: None},
+        responses=integra_responses("IntegraTipos", TipoSalida(many=True)),
         examples=[
             _ejemplo(
                 "Tipos",
@@ -428,7 +460,7 @@ class TipoCrearView(IntegraAPIView):
         operation_id="integra_tipos_crear",
         tags=["Integra"],
         request=TipoEntrada,
-        responses={200: None},
+        responses=integra_responses("IntegraTipoRegistrado", None),
         examples=[
             _ejemplo("Tipo", {"nombre": "Sistema CRM"}, request=True),
             _ejemplo("Tipo registrado", {**C, "message": TIPO_REGISTRADO}),
@@ -449,14 +481,14 @@ class TipoView(IntegraAPIView):
         operation_id="integra_tipos_editar",
         tags=["Integra"],
         request=TipoEntrada,
-        responses={200: None},
+        responses=integra_responses("IntegraTipoActualizado", None, {404: TIPO_NO_ENCONTRADO}),
         examples=[
             _ejemplo("Tipo", {"nombre": "Sistema CRM v2"}, request=True),
             _ejemplo("Tipo actualizado", {**C, "message": TIPO_ACTUALIZADO}),
         ],
     )
-    def put(self, request, pk: int):
-        tipo = self.tipo(pk)
+    def put(self, request, id: int):
+        tipo = self.tipo(id)
         services.tipo_editar(tipo=tipo, nombre=self.datos(TipoEntrada)["nombre"])
         return self.ok(None, TIPO_ACTUALIZADO)
 
@@ -464,25 +496,17 @@ class TipoView(IntegraAPIView):
         operation_id="integra_tipos_borrar",
         tags=["Integra"],
         request=None,
-        responses={200: None},
+        responses=integra_responses(
+            "IntegraTipoEliminado", None, {404: TIPO_NO_ENCONTRADO, 409: _EJEMPLO_409}
+        ),
         description="A type that credentials still use is not deleted: 409 with how many.",
         examples=[
             _ejemplo("Tipo eliminado", {**C, "message": TIPO_ELIMINADO}),
-            _ejemplo(
-                "409",
-                {
-                    "data": None,
-                    "message": tipo_en_uso(3),
-                    "success": False,
-                    "errors": {"cuentas": ["3"]},
-                },
-                status=409,
-            ),
         ],
     )
-    def delete(self, request, pk: int):
+    def delete(self, request, id: int):
         try:
-            services.tipo_borrar(tipo=self.tipo(pk))
+            services.tipo_borrar(tipo=self.tipo(id))
         except services.TipoEnUso as exc:
             raise ApiError(
                 409, tipo_en_uso(exc.cuantas), errors={"cuentas": [str(exc.cuantas)]}
