@@ -15,7 +15,7 @@ from django.views.decorators.csrf import csrf_exempt
 from rest_framework.exceptions import NotFound
 
 from sso import bitacora
-from sso.api.envelopes import ENVELOPE_A, ENVELOPE_B, ENVELOPE_D, Envelope
+from sso.api.envelopes import ENVELOPE_A, ENVELOPE_B, ENVELOPE_C, ENVELOPE_D, Envelope
 
 logger = logging.getLogger("incidencias.api")
 
@@ -23,6 +23,7 @@ logger = logging.getLogger("incidencias.api")
 API_FAMILIES: list[tuple[str, Envelope]] = [
     ("/api/", ENVELOPE_A),
     ("/v2/", ENVELOPE_B),
+    ("/api/integra/", ENVELOPE_C),
     ("/api/auth/", ENVELOPE_D),
     ("/api/user", ENVELOPE_D),
     ("/api/app-sessions", ENVELOPE_D),

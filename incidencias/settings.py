@@ -463,6 +463,10 @@ if ENCRYPTION_KEYS:
 # --- Audit log ------------------------------------------------------------------------------
 BITACORA_RETENTION_DAYS = env.int("BITACORA_RETENTION_DAYS", default=365)
 
+# --- Credential vault -----------------------------------------------------------------------
+# Whether revealing a credential's secret requires a reason (kept in its audit row).
+CREDENCIALES_MOTIVO_OBLIGATORIO = env.bool("CREDENCIALES_MOTIVO_OBLIGATORIO", default=False)
+
 # --- API ------------------------------------------------------------------------------------
 # Largest request body the JSON APIs read; larger ones get 413. Some views allow more.
 API_MAX_BODY_BYTES = env.int("API_MAX_BODY_BYTES", default=1024 * 1024)

@@ -75,6 +75,7 @@ urlpatterns = [
     path("api/", include(api_consumo)),
     path("v2/auth/gettoken", GetTokenView.as_view(), name="auth-gettoken"),
     path("api/", include(api_auth)),
+    path("api/integra/", include("credenciales.urls")),
     path("cuenta/2fa/", dosfa_enrolar, name="dosfa-enrolar"),
     path("cuenta/2fa/verificar/", dosfa_verificar_sesion, name="dosfa-verificar"),
     path("", include((oauth_protocolo, "oauth2_provider"))),

@@ -140,6 +140,22 @@ class EnvelopeB(Envelope):
 ENVELOPE_B = EnvelopeB()
 
 
+class EnvelopeC(Envelope):
+    """Integra (seed 002): `{data, message, success}`; errors add `errors` with `data: null`."""
+
+    def error(self, *, status_code: int, message: str, errors=None, data=None) -> dict:
+        body = {"data": data, "message": message, "success": False}
+        if errors:
+            body["errors"] = errors
+        return body
+
+    def success(self, *, data=None, message: str = "", status_code: int = 200) -> dict:
+        return {"data": data, "message": message, "success": True}
+
+
+ENVELOPE_C = EnvelopeC()
+
+
 class EnvelopeD(Envelope):
     """Auth (seed 003): `{success, message, data}`; errors `{success: false, message, errors}`."""
 

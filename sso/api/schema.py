@@ -151,3 +151,65 @@ def auth_responses(
             ],
         )
     return responses
+
+
+# --- Envelope C (Integra, seed 002) ---------------------------------------------------------
+
+ERROR_C = inline_serializer(
+    name="ErrorIntegra",
+    fields={
+        "data": serializers.JSONField(allow_null=True, default=None),
+        "message": serializers.CharField(),
+        "success": serializers.BooleanField(default=False),
+        "errors": serializers.DictField(
+            child=serializers.ListField(child=serializers.CharField()), required=False
+        ),
+    },
+)
+
+_MENSAJES_C = {
+    400: ("Malformed JSON or a content type other than application/json.", "JSON mal formado."),
+    401: ("Missing, wrong, expired or revoked Bearer token.", "No autenticado."),
+    403: (
+        "The user lacks the permission, or the OAuth2 token the scope.",
+        "No autorizado para este recurso.",
+    ),
+    413: ("Body larger than allowed.", "El cuerpo de la solicitud excede el tamaño permitido."),
+    422: ("Invalid fields.", "Datos inválidos."),
+    500: ("Internal error (no details are given).", "Error interno del servidor."),
+}
+
+
+def envelope_c(name: str, data_serializer) -> serializers.Serializer:
+    return inline_serializer(
+        name=f"{name}Respuesta",
+        fields={
+            "data": data_serializer
+            if data_serializer is not None
+            else serializers.JSONField(allow_null=True, default=None),
+            "message": serializers.CharField(),
+            "success": serializers.BooleanField(default=True),
+        },
+    )
+
+
+def integra_responses(name: str, data_serializer, errores: dict | None = None) -> dict:
+    """Responses of an envelope-C endpoint; `errores` maps a status to its message, or to the
+    whole error body. The success example comes from the operation's `examples`."""
+    responses = {200: envelope_c(name, data_serializer)}
+    todos = {code: mensaje for code, (_, mensaje) in _MENSAJES_C.items()} | (errores or {})
+    for code, mensaje in todos.items():
+        valor = (
+            mensaje
+            if isinstance(mensaje, dict)
+            else {"data": None, "message": mensaje, "success": False}
+        )
+        descripcion = _MENSAJES_C.get(code, (valor["message"],))[0]
+        responses[code] = OpenApiResponse(
+            ERROR_C,
+            descripcion,
+            examples=[
+                OpenApiExample(f"{code}", value=valor, response_only=True, status_codes=[str(code)])
+            ],
+        )
+    return responses
