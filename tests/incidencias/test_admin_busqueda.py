@@ -4,6 +4,7 @@ import pytest
 from django.core.management import call_command
 from django.db import connection
 
+from credenciales.models import Credencial, TipoCredencial
 from incidencias import ingest as ingest_module
 from incidencias.ingest import ingest_raw
 from incidencias.models import CorreoFallido, CuentaCorreo, PoliticaSLA, Ticket
@@ -138,14 +139,21 @@ def test_failed_mail_is_reprocessed_by_the_command(monkeypatch, capsys):
 def test_the_demo_loads_the_ticket_configuration_once(settings):
     settings.DEBUG = True
     call_command("demo")
-    counts = (PoliticaSLA.objects.count(), CuentaCorreo.objects.count(), Usuario.objects.count())
-    assert counts[0] == 4 * Departamento.objects.count()
+
+    def counts():
+        return (
+            PoliticaSLA.objects.count(),
+            CuentaCorreo.objects.count(),
+            Usuario.objects.count(),
+            TipoCredencial.objects.count(),
+            Credencial.objects.count(),
+        )
+
+    primera = counts()
+    assert primera[0] == 4 * Departamento.objects.count()
+    assert primera[3:] == (5, 1)
     call_command("demo")
-    assert (
-        PoliticaSLA.objects.count(),
-        CuentaCorreo.objects.count(),
-        Usuario.objects.count(),
-    ) == counts
+    assert counts() == primera
 
 
 def test_admin_lists_keep_a_constant_number_of_queries(admin_client, soporte, monkeypatch):

@@ -4,14 +4,15 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
+from credenciales.demo import demo_credenciales
 from incidencias.demo import demo_incidencias
 from sso.demo import demo_cliente_oauth, demo_identidad
 
 
 class Command(BaseCommand):
     help = (
-        "Load the demo organisation (departments, units, agents, a mailbox, SLA policies) "
-        "and print its logins."
+        "Load the demo organisation (departments, units, agents, a mailbox, SLA policies, "
+        "credential types) and print its logins."
     )
 
     def add_arguments(self, parser):
@@ -27,6 +28,7 @@ class Command(BaseCommand):
         with transaction.atomic():
             logins = demo_identidad()
             demo_incidencias()
+            demo_credenciales()
             cliente = demo_cliente_oauth() if settings.OAUTH2_ALLOW_HTTP_REDIRECTS else None
         self.stdout.write("Demo logins:")
         for login, password, created in logins:
