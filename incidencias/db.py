@@ -96,3 +96,17 @@ def filas(connection, *modelos) -> Filas:
     if lector is None:
         lector = _filas[clave] = Filas(connection, modelos)
     return lector
+
+
+_sentencias: dict[tuple[str, str], str] = {}
+
+
+def sentencia(connection, plantilla: str, nombres) -> str:
+    """`plantilla` (SQL with `{name}` placeholders) filled in for the connection's database,
+    once per vendor: `nombres(quote_name)` gives the values, quoted tables and columns or
+    `Filas.columnas`. Hand-written statements on hot paths build their text here, not per call."""
+    clave = (connection.vendor, plantilla)
+    sql = _sentencias.get(clave)
+    if sql is None:
+        sql = _sentencias[clave] = plantilla.format(**nombres(connection.ops.quote_name))
+    return sql

@@ -23,11 +23,11 @@ from django.core.cache import cache
 from django.db import connections, models, router
 from django.views.decorators.debug import sensitive_variables
 
-from incidencias.db import cursor_preparado, filas
+from incidencias.db import cursor_preparado, filas, sentencia
 
 from .dispositivos import dispositivo_verificar_pin
 from .models import Dispositivo, Sistema, TokenUsuario, Usuario
-from .tokens import TokenRevocado, token_emitir, token_renovar
+from .tokens import TokenRevocado, nombres_accesos, token_emitir, token_renovar
 
 logger = logging.getLogger("incidencias.sso.acceso")
 
@@ -151,7 +151,6 @@ SELECT {columnas},
  WHERE u.username = %s OR UPPER(u.email) = UPPER(%s)
  LIMIT 3
 """
-_buscar_sql: dict[str, str] = {}
 
 
 def _find_usuario(identificador: str, *, sistema: Sistema | None = None) -> Usuario | None:
@@ -164,17 +163,15 @@ def _find_usuario(identificador: str, *, sistema: Sistema | None = None) -> Usua
         return None
     connection = connections[router.db_for_read(Usuario)]
     lector = filas(connection, ("u", Usuario))
-    sql = _buscar_sql.get(connection.vendor)
-    if sql is None:
-        q = connection.ops.quote_name
-        accesos = Usuario.accesos_sistemas.through._meta
-        sql = _buscar_sql[connection.vendor] = _BUSCAR_SQL.format(
-            columnas=lector.columnas,
-            accesos=q(accesos.db_table),
-            acceso_usuario=q(accesos.get_field("usuario").column),
-            acceso_sistema=q(accesos.get_field("sistema").column),
-            usuarios=q(Usuario._meta.db_table),
-        )
+    sql = sentencia(
+        connection,
+        _BUSCAR_SQL,
+        lambda q: {
+            "columnas": lector.columnas,
+            **nombres_accesos(q),
+            "usuarios": q(Usuario._meta.db_table),
+        },
+    )
     with cursor_preparado(connection.alias) as cursor:
         cursor.execute(sql, [sistema.pk if sistema else None, identificador, identificador])
         rows = cursor.fetchall()
@@ -194,12 +191,13 @@ def sistema_por_alias(*, alias: str) -> Sistema | None:
     """The active system (product) with that alias: one hand-written SELECT, on every sign-in."""
     connection = connections[router.db_for_read(Sistema)]
     lector = filas(connection, ("s", Sistema))
-    tabla = connection.ops.quote_name(Sistema._meta.db_table)
+    sql = sentencia(
+        connection,
+        "SELECT {columnas} FROM {sistemas} s WHERE s.alias = %s AND s.activo",
+        lambda q: {"columnas": lector.columnas, "sistemas": q(Sistema._meta.db_table)},
+    )
     with cursor_preparado(connection.alias) as cursor:
-        cursor.execute(
-            f"SELECT {lector.columnas} FROM {tabla} s WHERE s.alias = %s AND s.activo",  # noqa: S608 - fixed identifiers only
-            [alias],
-        )
+        cursor.execute(sql, [alias])
         row = cursor.fetchone()
     return lector.instancias(connection, row)[0] if row else None
 

@@ -27,7 +27,7 @@ from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 from rest_framework import exceptions
 
-from incidencias.db import cursor_preparado, filas
+from incidencias.db import cursor_preparado, filas, sentencia
 
 from .acceso import acceso_password
 from .models import OperadorVirtual, Usuario
@@ -202,8 +202,11 @@ def _usuario(pk: int) -> Usuario | None:
     token): on every JWT request, compiling the queryset cost more than running it."""
     connection = connections[router.db_for_read(Usuario)]
     lector = filas(connection, ("u", Usuario))
-    tabla = connection.ops.quote_name(Usuario._meta.db_table)
-    sql = f"SELECT {lector.columnas} FROM {tabla} u WHERE u.id = %s"  # noqa: S608 - model names
+    sql = sentencia(
+        connection,
+        "SELECT {columnas} FROM {usuarios} u WHERE u.id = %s",
+        lambda q: {"columnas": lector.columnas, "usuarios": q(Usuario._meta.db_table)},
+    )
     with cursor_preparado(connection.alias) as cursor:
         cursor.execute(sql, [pk])
         row = cursor.fetchone()

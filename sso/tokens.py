@@ -15,7 +15,7 @@ from django.db import connections, router, transaction
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
-from incidencias.db import cursor_preparado, filas
+from incidencias.db import cursor_preparado, filas, sentencia
 
 from .models import Dispositivo, Sistema, TokenUsuario, Usuario
 
@@ -119,24 +119,30 @@ SELECT {columnas},
 """
 
 
+def nombres_accesos(q) -> dict[str, str]:
+    """The quoted names of the user ↔ system access table, for hand-written SQL."""
+    accesos = Usuario.accesos_sistemas.through._meta
+    return {
+        "accesos": q(accesos.db_table),
+        "acceso_usuario": q(accesos.get_field("usuario").column),
+        "acceso_sistema": q(accesos.get_field("sistema").column),
+    }
+
+
 def _leer_sql(connection, lector) -> str:
-    sql = _leer_sql_por_vendor.get(connection.vendor)
-    if sql is None:
-        q = connection.ops.quote_name
-        accesos = Usuario.accesos_sistemas.through._meta
-        sql = _leer_sql_por_vendor[connection.vendor] = _LEER_SQL.format(
-            columnas=lector.columnas,
-            accesos=q(accesos.db_table),
-            acceso_usuario=q(accesos.get_field("usuario").column),
-            acceso_sistema=q(accesos.get_field("sistema").column),
-            tokens=q(TokenUsuario._meta.db_table),
-            usuarios=q(Usuario._meta.db_table),
-            sistemas=q(Sistema._meta.db_table),
-        )
-    return sql
+    return sentencia(
+        connection,
+        _LEER_SQL,
+        lambda q: {
+            "columnas": lector.columnas,
+            **nombres_accesos(q),
+            "tokens": q(TokenUsuario._meta.db_table),
+            "usuarios": q(Usuario._meta.db_table),
+            "sistemas": q(Sistema._meta.db_table),
+        },
+    )
 
 
-_leer_sql_por_vendor: dict[str, str] = {}
 # Where the token's secret hash is in a row of _LEER_SQL (the token's columns come first).
 _COLUMNA_HASH = [f.name for f in TokenUsuario._meta.concrete_fields].index("secreto_hash")
 _MODELOS_LEIDOS = (("t", TokenUsuario), ("u", Usuario), ("s", Sistema))

@@ -25,7 +25,7 @@ from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from incidencias.db import cursor_preparado
+from incidencias.db import cursor_preparado, sentencia
 
 from .. import dosfa
 from ..acceso import (
@@ -107,24 +107,24 @@ SELECT 'permiso', p.codename FROM {permiso} p
                   JOIN {grupos} ug ON ug.group_id = gp.group_id
                  WHERE ug.usuario_id = %s)
 """
-_cuenta_sql: dict[str, str] = {}
 
 
 def _cuenta(usuario: Usuario) -> tuple[bool, list[str], list[str]]:
     """(two_factor_enabled, roles, permissions) of the user, in one statement."""
     connection = connections[router.db_for_read(Usuario)]
-    sql = _cuenta_sql.get(connection.vendor)
-    if sql is None:
-        q = connection.ops.quote_name
-        sql = _cuenta_sql[connection.vendor] = _CUENTA_SQL.format(
-            totp=q(DispositivoTOTP._meta.db_table),
-            codigo=q(DispositivoCodigo._meta.db_table),
-            grupos=q(Usuario.groups.through._meta.db_table),
-            grupo=q(Group._meta.db_table),
-            permiso=q(Permission._meta.db_table),
-            propios=q(Usuario.user_permissions.through._meta.db_table),
-            de_grupos=q(Group.permissions.through._meta.db_table),
-        )
+    sql = sentencia(
+        connection,
+        _CUENTA_SQL,
+        lambda q: {
+            "totp": q(DispositivoTOTP._meta.db_table),
+            "codigo": q(DispositivoCodigo._meta.db_table),
+            "grupos": q(Usuario.groups.through._meta.db_table),
+            "grupo": q(Group._meta.db_table),
+            "permiso": q(Permission._meta.db_table),
+            "propios": q(Usuario.user_permissions.through._meta.db_table),
+            "de_grupos": q(Group.permissions.through._meta.db_table),
+        },
+    )
     pk = usuario.pk
     with cursor_preparado(connection.alias) as cursor:
         cursor.execute(sql, [pk, pk, pk, usuario.is_superuser, pk, pk])

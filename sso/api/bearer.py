@@ -18,7 +18,7 @@ from oauth2_provider.models import get_access_token_model, get_application_model
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 
-from incidencias.db import cursor_preparado, filas
+from incidencias.db import cursor_preparado, filas, sentencia
 
 from ..jwt import jwt_autenticar, parece_jwt
 from ..models import Usuario
@@ -45,7 +45,6 @@ SELECT {columnas}
   LEFT JOIN {clientes} c ON c.id = a.application_id
  WHERE a.token_checksum = %s
 """
-_oauth_sql: dict[str, str] = {}
 
 
 def token_oauth_autenticar(raw: str):
@@ -57,15 +56,16 @@ def token_oauth_autenticar(raw: str):
     connection = connections[router.db_for_read(modelo)]
     modelos = (("a", modelo), ("u", Usuario), ("c", get_application_model()))
     lector = filas(connection, *modelos)
-    sql = _oauth_sql.get(connection.vendor)
-    if sql is None:
-        q = connection.ops.quote_name
-        sql = _oauth_sql[connection.vendor] = _OAUTH_SQL.format(
-            columnas=lector.columnas,
-            tokens=q(modelo._meta.db_table),
-            usuarios=q(Usuario._meta.db_table),
-            clientes=q(get_application_model()._meta.db_table),
-        )
+    sql = sentencia(
+        connection,
+        _OAUTH_SQL,
+        lambda q: {
+            "columnas": lector.columnas,
+            "tokens": q(modelo._meta.db_table),
+            "usuarios": q(Usuario._meta.db_table),
+            "clientes": q(get_application_model()._meta.db_table),
+        },
+    )
     with cursor_preparado(connection.alias) as cursor:
         cursor.execute(sql, [checksum])
         row = cursor.fetchone()

@@ -73,3 +73,20 @@ def test_it_builds_the_instances_the_orm_builds(db, agente):
     assert leido._state.adding is False
     assert su_sistema == sistema and su_sistema.alias == "dolores" and su_sistema.activo is True
     assert leido_sin.pk == sin_sistema.pk and ninguno is None
+
+
+def test_it_builds_a_statement_once_per_database_vendor(db):
+    from incidencias.db import sentencia
+
+    llamadas = []
+
+    def nombres(q):
+        llamadas.append(q)
+        return {"tabla": q("sso_sistema")}
+
+    plantilla = "SELECT count(*) FROM {tabla} WHERE 1 = %s"
+    primera = sentencia(connection, plantilla, nombres)
+    assert sentencia(connection, plantilla, nombres) is primera
+    assert len(llamadas) == 1 and primera == plantilla.format(
+        tabla=connection.ops.quote_name("sso_sistema")
+    )
