@@ -700,24 +700,12 @@ def _numerar_y_asignar(tickets: list[Ticket], ahora) -> None:
             clave = (departamento_id, ticket.prioridad)
             if clave not in plazos:  # the same start, policy and calendar: the same clock
                 plazos[clave] = (
-                    {campo: getattr(ticket, campo) for campo in _CAMPOS_SLA}
+                    {campo: getattr(ticket, campo) for campo in sla.CAMPOS_RELOJ}
                     if _vencimientos(ticket, ahora)
                     else None
                 )
             for campo, valor in (plazos[clave] or {}).items():
                 setattr(ticket, campo, valor)
-
-
-# What `sla.sla_fijar_plazos` sets on a new ticket: every ticket of a batch with the same
-# department and priority gets the same values (the due dates, the warnings, the sweep's next
-# moment).
-_CAMPOS_SLA = (
-    "vence_primera_respuesta",
-    "aviso_primera_respuesta",
-    "vence_resolucion",
-    "aviso_resolucion",
-    "sla_proximo",
-)
 
 
 def _vencimientos(ticket: Ticket, ahora) -> tuple | None:

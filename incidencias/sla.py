@@ -145,6 +145,16 @@ def _politica(ticket: Ticket) -> tuple[PoliticaSLA, frozenset[date]] | None:
     return configuracion.leer(("sla", ticket.departamento_id, ticket.prioridad), cargar)
 
 
+# What `sla_fijar_plazos` sets: the due dates, the warnings and the sweep's next moment.
+CAMPOS_RELOJ = (
+    "vence_primera_respuesta",
+    "aviso_primera_respuesta",
+    "vence_resolucion",
+    "aviso_resolucion",
+    "sla_proximo",
+)
+
+
 def sla_fijar_plazos(*, ticket: Ticket, desde: datetime) -> bool:
     """Set the ticket's due dates and warning moments from `desde` by its policy (not saved).
 
