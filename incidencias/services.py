@@ -257,8 +257,8 @@ def _hilo_ids(ticket: Ticket) -> tuple[str, list[str]]:
     if not ultimos:
         return "", []
     primero = correos.order_by("id").values_list("message_id", flat=True).first()
-    referencias = list(dict.fromkeys([primero, *reversed(ultimos)]))
-    return ultimos[0], referencias[-REFERENCIAS_MAX:] if primero not in ultimos else referencias
+    recientes = ultimos if primero in ultimos else ultimos[: REFERENCIAS_MAX - 1]
+    return ultimos[0], list(dict.fromkeys([primero, *reversed(recientes)]))
 
 
 def _guardar_adjuntos(detalle: DetalleTicket, adjuntos: Sequence[AdjuntoNuevo]) -> list[Adjunto]:

@@ -163,6 +163,22 @@ def test_it_mails_a_reply_with_the_tag_threading_headers_cc_and_attachment(smtp,
     assert "jefe@example.org" in ticket.participantes
 
 
+def test_a_long_threads_references_keep_its_first_and_latest_messages(ticket, ana, buzon):
+    for i in range(25):
+        ingest_raw(
+            correo(
+                message_id=f"<m{i}@example.org>", extra="In-Reply-To: <primero@example.org>\r\n"
+            ),
+            cuenta=buzon,
+        )
+    detalle = ticket_responder(ticket=ticket, autor=ana, texto="Hola")
+    referencias = detalle.references.split()
+    assert len(referencias) == 20
+    assert referencias[0] == "primero@example.org"
+    assert referencias[1:] == [f"m{i}@example.org" for i in range(6, 25)]
+    assert detalle.in_reply_to == "m24@example.org"
+
+
 def test_a_reply_copied_back_from_the_mailbox_opens_no_ticket(smtp, ticket, ana, buzon):
     detalle = ticket_responder(ticket=ticket, autor=ana, texto="Listo.")
     entregar(Notificacion.objects.filter(evento=Evento.RESPUESTA).values_list("pk", flat=True))
