@@ -515,3 +515,20 @@ def test_who_may_work_a_ticket(ticket, ana, rita, soporte):
     assert not puede_trabajar(rita, ticket)  # another department
     assert not puede_trabajar(mirona, ticket)  # staff without the permission only read
     assert not puede_trabajar(inactiva, ticket)
+
+
+def test_bulk_and_transfer_refuse_what_cannot_be(soporte, ana, rita, ticket):
+    rita.is_active = False
+    rita.save()
+    with pytest.raises(DatosInvalidos):
+        tickets_asignar_lote(tickets=[ticket], agente=rita, por=ana)
+    with pytest.raises(DatosInvalidos):
+        ticket_transferir(ticket=ticket, departamento=None, por=ana)
+    ticket.refresh_from_db()
+    assert (ticket.asignado, ticket.departamento) == (ana, soporte)
+    # A merged-away ticket is left out of a batch.
+    otro = ticket_crear_manual(departamento=soporte, asunto="a", texto="b", por=ana)
+    ticket_fusionar(origen=otro, destino=ticket, por=ana)
+    assert tickets_cambiar_estado_lote(tickets=[otro, ticket], estado="resuelto", por=ana) == [
+        ticket
+    ]
