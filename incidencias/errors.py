@@ -15,7 +15,14 @@ from django.views.decorators.csrf import csrf_exempt
 from rest_framework.exceptions import NotFound
 
 from sso import bitacora
-from sso.api.envelopes import ENVELOPE_A, ENVELOPE_B, ENVELOPE_C, ENVELOPE_D, Envelope
+from sso.api.envelopes import (
+    ENVELOPE_A,
+    ENVELOPE_B,
+    ENVELOPE_C,
+    ENVELOPE_D,
+    ENVELOPE_PROBLEMA,
+    Envelope,
+)
 
 logger = logging.getLogger("incidencias.api")
 
@@ -27,6 +34,7 @@ API_FAMILIES: list[tuple[str, Envelope]] = [
     ("/api/auth/", ENVELOPE_D),
     ("/api/user", ENVELOPE_D),
     ("/api/app-sessions", ENVELOPE_D),
+    ("/api/v1/", ENVELOPE_PROBLEMA),
 ]
 
 
@@ -61,9 +69,14 @@ def _api_error(request, envelope: Envelope, status_code: int) -> JsonResponse:
         )
     elif envelope is ENVELOPE_B:  # audited too, without an id in the answer
         bitacora.bitacora_de_solicitud(request, estado=status_code, inicio=started)
+    content_type = "application/json"
+    if envelope is ENVELOPE_PROBLEMA:  # RFC 7807
+        body["instance"] = request.path
+        content_type = "application/problem+json"
     return JsonResponse(
         body,
         status=status_code,
+        content_type=content_type,
         json_dumps_params={"ensure_ascii": False, "separators": (",", ":")},
     )
 

@@ -506,7 +506,12 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     # The seed's yes/no flags (`acceso_ticket`, `update_token`) share one enum.
-    "ENUM_NAME_OVERRIDES": {"SiNoEnum": ["S", "N"]},
+    "ENUM_NAME_OVERRIDES": {
+        "SiNoEnum": ["S", "N"],
+        # Tickets v1: a ticket's states, apart from other families' `estado`.
+        "EstadoTicketEnum": "incidencias.models.Ticket.Estado",
+        "EstadoActivoEnum": ["activo", "inactivo"],
+    },
 }
 
 # --- Security -------------------------------------------------------------------------------

@@ -28,6 +28,18 @@ from webhooks.api import ConfigurarIdUsuarioView
 
 from . import views
 from .api import CorreoSaveView, GetConfigCorreosView
+from .api_tickets import (
+    AdjuntoView,
+    AsignarView,
+    EstadoView,
+    FusionarView,
+    NotasView,
+    PrioridadView,
+    RespuestasView,
+    TicketsView,
+    TicketView,
+    TransferirView,
+)
 from .errors import not_found
 from .health import healthz
 
@@ -80,6 +92,19 @@ paginas = [
     path("tickets/filtros/<int:filtro_id>/borrar", views.filtro_borrar, name="cola-filtro-borrar"),
     path("tickets/nuevo", views.ticket_nuevo, name="ticket-nuevo"),
 ]
+# Tickets API v1 (plain REST, RFC 7807 errors).
+api_v1 = [
+    path("tickets", TicketsView.as_view(), name="api-v1-tickets"),
+    path("tickets/<int:numero>", TicketView.as_view(), name="api-v1-ticket"),
+    path("tickets/<int:numero>/respuestas", RespuestasView.as_view(), name="api-v1-respuestas"),
+    path("tickets/<int:numero>/notas", NotasView.as_view(), name="api-v1-notas"),
+    path("tickets/<int:numero>/asignar", AsignarView.as_view(), name="api-v1-asignar"),
+    path("tickets/<int:numero>/estado", EstadoView.as_view(), name="api-v1-estado"),
+    path("tickets/<int:numero>/prioridad", PrioridadView.as_view(), name="api-v1-prioridad"),
+    path("tickets/<int:numero>/transferir", TransferirView.as_view(), name="api-v1-transferir"),
+    path("tickets/<int:numero>/fusionar", FusionarView.as_view(), name="api-v1-fusionar"),
+    path("adjuntos/<int:id>", AdjuntoView.as_view(), name="api-v1-adjunto"),
+]
 api_fallback = [
     # Unknown API paths answer in their family's envelope, in DEBUG too.
     re_path(r"^api/", not_found),
@@ -96,6 +121,7 @@ urlpatterns = [
     path("api/integra/", include("credenciales.urls")),
     path("cuenta/salir", salir, name="cuenta-salir"),
     path("cuenta/clave", cambiar_clave, name="cuenta-clave"),
+    path("api/v1/", include(api_v1)),
     path("cuenta/2fa/", dosfa_enrolar, name="dosfa-enrolar"),
     path("cuenta/2fa/verificar/", dosfa_verificar_sesion, name="dosfa-verificar"),
     path("", include((oauth_protocolo, "oauth2_provider"))),

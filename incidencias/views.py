@@ -33,10 +33,9 @@ CLAVES_COLA = (*services.CLAVES_FILTRO, "orden")
 
 def _agente(request):
     """The signed-in user if they work tickets (agents, heads, staff); 404 for anyone else."""
-    usuario = request.user
-    if not usuario.is_active or not (usuario.is_staff or usuario.acceso_ticket or usuario.jefe):
+    if not selectors.es_agente(request.user):
         raise Http404
-    return usuario
+    return request.user
 
 
 def url_ticket(numero: int) -> str:

@@ -171,6 +171,49 @@ class EnvelopeD(Envelope):
 ENVELOPE_D = EnvelopeD()
 
 
+PROBLEMA = "application/problem+json"
+
+
+class EnvelopeProblema(Envelope):
+    """RFC 7807 problem details (Tickets API v1), served as `application/problem+json`:
+    `type` (about:blank, or a URN naming a domain error passed as `data={"type": …}`), `title`
+    (the status's phrase), `status`, `detail` (what happened), `errors` (field → messages);
+    the view or the error page adds `instance` (the request's path)."""
+
+    titulos = {
+        400: "Bad Request",
+        401: "Unauthorized",
+        403: "Forbidden",
+        404: "Not Found",
+        405: "Method Not Allowed",
+        406: "Not Acceptable",
+        409: "Conflict",
+        411: "Length Required",
+        413: "Content Too Large",
+        415: "Unsupported Media Type",
+        422: "Unprocessable Content",
+        429: "Too Many Requests",
+        500: "Internal Server Error",
+    }
+
+    def error(self, *, status_code: int, message: str, errors=None, data=None) -> dict:
+        body = {
+            "type": (data or {}).get("type", "about:blank"),
+            "title": self.titulos.get(status_code, "Error"),
+            "status": status_code,
+            "detail": message,
+        }
+        if errors:
+            body["errors"] = errors
+        return body
+
+    def success(self, *, data=None, message: str = "", status_code: int = 200) -> dict:
+        return data
+
+
+ENVELOPE_PROBLEMA = EnvelopeProblema()
+
+
 class ApiError(exceptions.APIException):
     """An error a view raises on purpose, with the family's message and optional field errors.
 

@@ -45,7 +45,9 @@ def test_every_operation_has_examples_and_its_error_answers(schema):
         for method, operation in operations.items():
             success = operation["responses"].get("200") or operation["responses"].get("201")
             assert success, f"{method} {path} has no success response"
-            content = success["content"]["application/json"]
+            contenidos = success["content"]
+            # JSON, or a file download (Tickets v1 attachments) documented as its media type.
+            content = contenidos.get("application/json") or next(iter(contenidos.values()))
             assert content.get("examples"), f"{method} {path} has no response example"
             if method in ("post", "put", "patch"):
                 body = operation["requestBody"]["content"]["application/json"]
