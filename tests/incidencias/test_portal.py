@@ -467,3 +467,11 @@ def test_the_filter_form_sent_without_javascript_works(gente, soporte):
     respuesta = cliente(gente["ana"]).get(f"{reverse('cola')}?{datos}")
     assert respuesta.status_code == 200
     assert numeros_en(respuesta) == [urgente.numero]
+
+
+def test_the_navigation_marks_only_the_page_open(gente):
+    respuesta = cliente(gente["ana"]).get(reverse("ticket-nuevo"))
+    actuales = [e["url"] for e in respuesta.context["navegacion"] if e["actual"]]
+    assert actuales == [reverse("ticket-nuevo")]
+    respuesta = cliente(gente["ana"]).get(reverse("cola"))
+    assert [e["url"] for e in respuesta.context["navegacion"] if e["actual"]] == [reverse("cola")]
