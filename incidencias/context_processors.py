@@ -41,6 +41,12 @@ def _entradas(request, definicion) -> list[dict]:
             continue
         actual = request.path == url if url == "/" else request.path.startswith(url)
         entradas.append({"url": url, "nombre": etiqueta, "actual": actual})
+    # Only the most specific entry is current (/tickets/nuevo is not also the queue's).
+    actuales = [e for e in entradas if e["actual"]]
+    if actuales:
+        mas_larga = max(len(e["url"]) for e in actuales)
+        for entrada in actuales:
+            entrada["actual"] = len(entrada["url"]) == mas_larga
     return entradas
 
 

@@ -26,6 +26,7 @@ from sso.views_cuenta import cambiar_clave, salir
 from sso.views_dosfa import dosfa_enrolar, dosfa_verificar_sesion
 from webhooks.api import ConfigurarIdUsuarioView
 
+from . import views
 from .api import CorreoSaveView, GetConfigCorreosView
 from .api_tickets import (
     AdjuntoView,
@@ -82,6 +83,15 @@ api_auth = [
     path("app-sessions", SesionesAppView.as_view(), name="app-sessions"),
     path("app-sessions/<str:id>", SesionAppView.as_view(), name="app-session"),
 ]
+# The agents' portal (staff pages).
+paginas = [
+    path("", views.tablero, name="tablero"),
+    path("tickets/", views.cola, name="cola"),
+    path("tickets/lote", views.cola_lote, name="cola-lote"),
+    path("tickets/filtros", views.filtro_guardar, name="cola-filtro-guardar"),
+    path("tickets/filtros/<int:filtro_id>/borrar", views.filtro_borrar, name="cola-filtro-borrar"),
+    path("tickets/nuevo", views.ticket_nuevo, name="ticket-nuevo"),
+]
 # Tickets API v1 (plain REST, RFC 7807 errors).
 api_v1 = [
     path("tickets", TicketsView.as_view(), name="api-v1-tickets"),
@@ -118,6 +128,7 @@ urlpatterns = [
     path("oauth/", include("sso.urls")),
     path("i18n/", include("django.conf.urls.i18n")),
     path("admin/", admin.site.urls),
+    *paginas,
     *api_fallback,
 ]
 

@@ -18,6 +18,9 @@ INSTALLED_APPS = [*INSTALLED_APPS, "tests.cifrado_app"]
 SECURE_SSL_REDIRECT = False
 SESSION_COOKIE_SECURE = False
 CSRF_COOKIE_SECURE = False
+# Idle sessions are tested on their own (tests/sso/test_cuenta.py); elsewhere a test that
+# travels in time must not be signed out, nor a first request write the session's clock.
+SESSION_IDLE_MINUTES = 0
 # Fast hashing in tests; the production hasher has its own test.
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher", *PASSWORD_HASHERS]
 STORAGES = {

@@ -17,9 +17,11 @@ def _entries(po: Path):
     for line in [*po.read_text().splitlines(), ""]:
         if line.startswith("#,") and "fuzzy" in line:
             fuzzy = True
-        elif line.startswith(("msgid ", "msgstr ")):
+        elif line.startswith(("msgid ", "msgstr ", "msgstr[")):
             key, _, rest = line.partition(" ")
-            buf[key] = rest[1:-1]
+            # A plural entry counts as translated when every form is.
+            key = "msgstr" if key.startswith("msgstr") else key
+            buf[key] = rest[1:-1] if buf.get(key, "x") else ""
         elif line.startswith('"') and key:
             buf[key] += line[1:-1]
         elif not line.strip() and buf:
