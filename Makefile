@@ -23,7 +23,7 @@ run: install .env
 	$(PY) manage.py migrate --no-input
 	$(PY) manage.py demo
 	@echo ""
-	@echo "Portal:  http://127.0.0.1:$${PORT:-8000}/admin/   API docs: http://127.0.0.1:$${PORT:-8000}/api/docs/"
+	@echo "Portal:  http://127.0.0.1:$${PORT:-8000}/   Admin: /admin/   API docs: /api/docs/"
 	@echo "Stop everything with Ctrl-C."
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(PY) -m incidencias.supervisor start -f Procfile
 
