@@ -41,6 +41,7 @@ CUENTA_NO_ENCONTRADA = "Cuenta no encontrada."
 TIPO_NO_ENCONTRADO = "Tipo no encontrado."
 MOTIVO_REQUERIDO = "Indique el motivo para revelar la clave."
 FUERA_DE_ALCANCE = "No puede gestionar cuentas de ese departamento o unidad."
+CLAVE_ILEGIBLE = "La clave guardada no se puede leer; avise al administrador."
 
 
 def tipo_en_uso(cuantas: int) -> str:
@@ -388,10 +389,14 @@ class RevelarView(IntegraAPIView):
         tags=["Integra"],
         request=RevelarEntrada,
         responses=integra_responses(
-            "IntegraClaveRevelada", ClaveSalida(), {404: CUENTA_NO_ENCONTRADA}
+            "IntegraClaveRevelada",
+            ClaveSalida(),
+            {404: CUENTA_NO_ENCONTRADA, 409: CLAVE_ILEGIBLE},
         ),
         description="The secret in clear, after writing the audit row (who, when, IP, reason). "
-        "`motivo` is required when CREDENCIALES_MOTIVO_OBLIGATORIO is on.",
+        "`motivo` is required when CREDENCIALES_MOTIVO_OBLIGATORIO is on. A stored secret that "
+        "does not decrypt (tampered with, or under a key no longer configured) answers 409 and "
+        "reveals nothing.",
         examples=[
             _ejemplo("Motivo", {"motivo": "Soporte al cliente"}, request=True),
             _ejemplo(
@@ -421,6 +426,8 @@ class RevelarView(IntegraAPIView):
             )
         except services.MotivoRequerido:
             raise ApiError(422, MOTIVO_REQUERIDO, errors={"motivo": [MOTIVO_REQUERIDO]}) from None
+        except services.ClaveIlegible:
+            raise ApiError(409, CLAVE_ILEGIBLE) from None
         response = self.ok({"id": credencial.pk, "clave": clave}, CLAVE_REVELADA)
         response["Cache-Control"] = "no-store"
         return response

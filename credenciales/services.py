@@ -1,14 +1,29 @@
 """Services of the credential vault. Every change of a secret keeps the earlier one
 (`HistorialClave`) and every action writes its audit row (`AccesoCredencial`) in the same
-transaction: if the row cannot be written, nothing changes and nothing is revealed."""
+transaction: if the row cannot be written, nothing changes and nothing is revealed.
+
+A stored secret that does not decrypt (tampered with, or under a key no longer configured) is
+never answered: `credencial_revelar` logs it (without any value) and raises `ClaveIlegible`."""
+
+import csv
+import io
+import logging
+from collections.abc import Iterator
+from datetime import date, datetime, time
 
 from django.conf import settings
+from django.core.exceptions import PermissionDenied
 from django.db import transaction
+from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
+from sso.crypto import DecryptionError
 from sso.models import Departamento, Unidad
 
+from . import selectors
 from .models import AccesoCredencial, Credencial, HistorialClave, TipoCredencial
+
+logger = logging.getLogger("credenciales")
 
 
 class TipoEnUso(Exception):
@@ -19,6 +34,14 @@ class TipoEnUso(Exception):
 
 class MotivoRequerido(Exception):
     pass
+
+
+class ClaveIlegible(Exception):
+    """The stored secret does not decrypt: tampered with, bound elsewhere or an unknown key."""
+
+    def __init__(self, credencial_id: int):
+        super().__init__(f"the stored secret of credential {credencial_id} does not decrypt")
+        self.credencial_id = credencial_id
 
 
 def _describir(credencial: Credencial) -> str:
@@ -118,16 +141,125 @@ def credencial_revelar(*, credencial: Credencial, usuario, ip=None, motivo: str 
     motivo = (motivo or "").strip()
     if getattr(settings, "CREDENCIALES_MOTIVO_OBLIGATORIO", False) and not motivo:
         raise MotivoRequerido()
-    with transaction.atomic():
-        acceso_registrar(
-            credencial=credencial,
-            usuario=usuario,
-            accion=AccesoCredencial.Accion.REVELAR,
-            ip=ip,
-            motivo=motivo,
+    try:
+        with transaction.atomic():
+            acceso_registrar(
+                credencial=credencial,
+                usuario=usuario,
+                accion=AccesoCredencial.Accion.REVELAR,
+                ip=ip,
+                motivo=motivo,
+            )
+            clave = Credencial.objects.values_list("clave", flat=True).get(pk=credencial.pk)
+    except DecryptionError as exc:
+        # Fail closed: the audit row is rolled back with the read, nothing is answered, and
+        # the log says which row (never a value: the error names at most a key id).
+        logger.error(
+            "Credential %s: the stored secret does not decrypt (%s); nothing revealed to user %s",
+            credencial.pk,
+            exc,
+            getattr(usuario, "pk", None),
         )
-        clave = Credencial.objects.values_list("clave", flat=True).get(pk=credencial.pk)
+        raise ClaveIlegible(credencial.pk) from None
     return str(clave)
+
+
+def credencial_registrar_copia(*, credencial: Credencial, usuario, ip=None) -> AccesoCredencial:
+    """Record that the user copied the secret (the page's copy button) to the clipboard."""
+    return acceso_registrar(
+        credencial=credencial, usuario=usuario, accion=AccesoCredencial.Accion.COPIAR, ip=ip
+    )
+
+
+# --- The audit log as CSV -------------------------------------------------------------------
+
+COLUMNAS_CSV = ("momento", "usuario", "accion", "credencial_id", "credencial", "ip", "motivo")
+_FORMULA = ("=", "+", "-", "@", "\t", "\r")
+
+
+def celda_segura(valor) -> str:
+    """A CSV cell a spreadsheet will not run: text starting like a formula gets a quote."""
+    texto = "" if valor is None else str(valor)
+    return "'" + texto if texto.startswith(_FORMULA) else texto
+
+
+def _momento(valor, *, fin: bool):
+    """A date as the start (or the end) of that day in the site's time zone; datetimes as is."""
+    if valor is None or isinstance(valor, datetime):
+        return valor
+    if isinstance(valor, date):
+        return timezone.make_aware(datetime.combine(valor, time.max if fin else time.min))
+    raise TypeError("desde/hasta: a date or a datetime")
+
+
+def accesos_exportar_csv(
+    *, usuario, credencial: Credencial | None = None, desde=None, hasta=None, ip=None
+) -> Iterator[str]:
+    """The audit log (of one credential, or of every one the user sees) as CSV lines, oldest
+    first, streamed from the database. Writes the `exportar` audit row at once, before a line
+    is produced. Needs `view_accesocredencial`; a credential the user cannot see raises
+    `Credencial.DoesNotExist`, as one that does not exist. Never a secret: the rows hold none.
+
+    `desde`/`hasta` (dates or datetimes) are inclusive; a date covers the whole day."""
+    if not usuario.is_authenticated or not usuario.has_perm("credenciales.view_accesocredencial"):
+        raise PermissionDenied
+    visibles = selectors.credenciales_visibles(usuario)
+    if credencial is not None and not visibles.filter(pk=credencial.pk).exists():
+        raise Credencial.DoesNotExist
+    inicio, fin = _momento(desde, fin=False), _momento(hasta, fin=True)
+    filas = selectors.accesos_visibles(usuario)
+    if credencial is not None:
+        filas = filas.filter(credencial_id=credencial.pk)
+    if inicio is not None:
+        filas = filas.filter(momento__gte=inicio)
+    if fin is not None:
+        filas = filas.filter(momento__lte=fin)
+    alcance = f"{credencial.pk}" if credencial is not None else "*"
+    periodo = f"{inicio.isoformat() if inicio else ''}..{fin.isoformat() if fin else ''}"
+    with transaction.atomic():
+        if credencial is not None:
+            acceso_registrar(
+                credencial=credencial,
+                usuario=usuario,
+                accion=AccesoCredencial.Accion.EXPORTAR,
+                ip=ip,
+                motivo=f"CSV {periodo}",
+            )
+        else:
+            AccesoCredencial.objects.create(
+                credencial=None,
+                credencial_descripcion=f"{alcance} (CSV)",
+                usuario=usuario,
+                accion=AccesoCredencial.Accion.EXPORTAR,
+                ip=ip,
+                motivo=f"CSV {periodo}"[:500],
+            )
+    columnas = (
+        "momento",
+        "usuario__username",
+        "accion",
+        "credencial_id",
+        "credencial_descripcion",
+        "ip",
+        "motivo",
+    )
+    consulta = filas.order_by("momento", "pk").values_list(*columnas)
+    return _csv_lineas(consulta)
+
+
+def _csv_lineas(consulta) -> Iterator[str]:
+    buffer = io.StringIO()
+    escritor = csv.writer(buffer)
+
+    def linea(valores) -> str:
+        buffer.seek(0)
+        buffer.truncate()
+        escritor.writerow([celda_segura(v) for v in valores])
+        return buffer.getvalue()
+
+    yield linea(COLUMNAS_CSV)
+    for momento, *resto in consulta.iterator(chunk_size=500):
+        yield linea([timezone.localtime(momento).isoformat(timespec="seconds"), *resto])
 
 
 def tipo_crear(*, nombre: str) -> TipoCredencial:
