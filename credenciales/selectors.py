@@ -1,8 +1,16 @@
-"""Which credentials a user may see (see `credenciales.models` for the rule)."""
+"""Which credentials a user may see (see `credenciales.models` for the rule), their audit
+rows, and the per-user report.
 
-from django.db.models import Q, QuerySet
+Lists never load the secret: `clave` is deferred, so a list costs no decryption and a row whose
+stored value was tampered with still lists (its reveal fails closed)."""
 
-from .models import Credencial, MiembroUnidad
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from django.core.exceptions import PermissionDenied
+from django.db.models import Count, Max, Q, QuerySet
+
+from .models import AccesoCredencial, Credencial, MiembroUnidad
 
 
 def puede_ver_todas(usuario) -> bool:
@@ -11,7 +19,7 @@ def puede_ver_todas(usuario) -> bool:
 
 def credenciales_visibles(usuario) -> QuerySet[Credencial]:
     """Every credential the user may see, before any filter; none without `view_credencial`."""
-    qs = Credencial.objects.select_related("tipo", "departamento", "unidad")
+    qs = Credencial.objects.select_related("tipo", "departamento", "unidad").defer("clave")
     if not usuario.is_authenticated or not usuario.has_perm("credenciales.view_credencial"):
         return qs.none()
     if puede_ver_todas(usuario):
@@ -45,3 +53,72 @@ def credenciales_para_usuario(
     if texto:
         qs = qs.filter(Q(usuario__icontains=texto) | Q(nota__icontains=texto))
     return qs
+
+
+def accesos_visibles(usuario) -> QuerySet[AccesoCredencial]:
+    """The audit rows of the credentials the user sees; those of deleted credentials only to
+    staff who see every department's. Nothing without `view_accesocredencial`."""
+    qs = AccesoCredencial.objects.all()
+    if not usuario.is_authenticated or not usuario.has_perm("credenciales.view_accesocredencial"):
+        return qs.none()
+    if puede_ver_todas(usuario) and usuario.has_perm("credenciales.view_credencial"):
+        return qs
+    return qs.filter(credencial_id__in=credenciales_visibles(usuario).values("pk"))
+
+
+@dataclass
+class Revelada:
+    credencial: Credencial
+    veces: int
+    ultima: datetime
+
+
+@dataclass
+class Informe:
+    """What a person revealed (or copied) and what they could reveal today, within what the
+    reader sees: `rotar` is the list to rotate when that person leaves."""
+
+    usuario: object
+    reveladas: list[Revelada] = field(default_factory=list)
+    puede_revelar: list[Credencial] = field(default_factory=list)
+
+    @property
+    def rotar(self) -> list[Credencial]:
+        vistas = {c.pk: c for c in self.puede_revelar}
+        for r in self.reveladas:
+            vistas.setdefault(r.credencial.pk, r.credencial)
+        return sorted(vistas.values(), key=lambda c: (c.departamento.nombre, c.usuario, c.pk))
+
+
+def informe_usuario(*, usuario_objetivo, por) -> Informe:
+    """The per-user report, scoped to the credentials `por` sees; `por` needs
+    `view_accesocredencial` (else PermissionDenied). A constant number of queries.
+
+    Revealed: reveals and copies by that person of credentials that still exist, with how many
+    and the last time. Could reveal: the credentials that person sees today with the reveal
+    permission (none when inactive or without it)."""
+    if not por.is_authenticated or not por.has_perm("credenciales.view_accesocredencial"):
+        raise PermissionDenied
+    alcance = credenciales_visibles(por)
+    acciones = [AccesoCredencial.Accion.REVELAR, AccesoCredencial.Accion.COPIAR]
+    resumen = list(
+        AccesoCredencial.objects.filter(
+            usuario=usuario_objetivo,
+            accion__in=acciones,
+            credencial_id__in=alcance.values("pk"),
+        )
+        .values("credencial_id")
+        .annotate(veces=Count("id"), ultima=Max("momento"))
+        .order_by("-ultima")
+    )
+    credenciales = alcance.in_bulk([r["credencial_id"] for r in resumen]) if resumen else {}
+    reveladas = [
+        Revelada(credencial=credenciales[r["credencial_id"]], veces=r["veces"], ultima=r["ultima"])
+        for r in resumen
+        if r["credencial_id"] in credenciales
+    ]
+    puede = []
+    if usuario_objetivo.is_active and usuario_objetivo.has_perm("credenciales.revelar_credencial"):
+        suyas = credenciales_visibles(usuario_objetivo).values("pk")
+        puede = list(alcance.filter(pk__in=suyas))
+    return Informe(usuario=usuario_objetivo, reveladas=reveladas, puede_revelar=puede)
