@@ -28,6 +28,7 @@ from . import selectors, services
 from .models import Credencial, MiembroUnidad, TipoCredencial
 
 MASCARA = "********"
+LIMITE_MAXIMO = 200
 CUENTAS_REGISTRADAS = "Cuentas registradas"
 CUENTA_REGISTRADA = "Cuenta registrada"
 CUENTA_ACTUALIZADA = "Cuenta actualizada"
@@ -287,6 +288,19 @@ class CredencialesView(IntegraAPIView):
             OpenApiParameter("idDepartamento", int, description="Department id."),
             OpenApiParameter("idUnidad", int, description="Unit id."),
             OpenApiParameter("buscar", str, description="Text in the account or the note."),
+            OpenApiParameter(
+                "limite",
+                int,
+                description="Optional page size (1 to 200). Without it, every credential is "
+                'answered, as in the seed. With it, a `Link: <…>; rel="next"` header points '
+                "to the next page while there is one.",
+            ),
+            OpenApiParameter(
+                "despues",
+                int,
+                description="Optional: the `id` of the last credential of the previous page "
+                "(keyset pagination, in the list's order: department, account, id).",
+            ),
         ],
         responses=integra_responses("IntegraCuentas", CuentaSalida(many=True)),
         examples=[
@@ -304,7 +318,31 @@ class CredencialesView(IntegraAPIView):
             unidad_id=_entero(request, "idUnidad"),
             texto=request.query_params.get("buscar", "")[:200],
         )
-        return self.ok([credencial_json(c) for c in qs], CUENTAS_REGISTRADAS)
+        limite = _entero(request, "limite")
+        if limite is None:
+            return self.ok([credencial_json(c) for c in qs], CUENTAS_REGISTRADAS)
+        if not 1 <= limite <= LIMITE_MAXIMO:
+            raise ApiError(
+                422,
+                ENVELOPE_C.message_for(422),
+                errors={"limite": [f"Debe estar entre 1 y {LIMITE_MAXIMO}."]},
+            )
+        despues = _entero(request, "despues")
+        if despues is not None:
+            try:
+                qs = selectors.credenciales_despues_de(qs, despues)
+            except Credencial.DoesNotExist:
+                raise ApiError(
+                    422, ENVELOPE_C.message_for(422), errors={"despues": ["Cuenta no encontrada."]}
+                ) from None
+        pagina = list(qs[: limite + 1])
+        response = self.ok([credencial_json(c) for c in pagina[:limite]], CUENTAS_REGISTRADAS)
+        if len(pagina) > limite:
+            siguiente = request.GET.copy()
+            siguiente["despues"] = str(pagina[limite - 1].pk)
+            url = request.build_absolute_uri(f"{request.path}?{siguiente.urlencode()}")
+            response["Link"] = f'<{url}>; rel="next"'
+        return response
 
     @extend_schema(
         operation_id="integra_credenciales_crear",

@@ -55,6 +55,18 @@ def credenciales_para_usuario(
     return qs
 
 
+def credenciales_despues_de(qs: QuerySet[Credencial], pk: int) -> QuerySet[Credencial]:
+    """Keyset pagination in the list's order (department name, account, id): the rows of `qs`
+    after credential `pk`, which must be in `qs` (else `Credencial.DoesNotExist`). One query
+    for the key, whatever the depth: no OFFSET."""
+    nombre, usuario = qs.values_list("departamento__nombre", "usuario").get(pk=pk)
+    return qs.filter(
+        Q(departamento__nombre__gt=nombre)
+        | Q(departamento__nombre=nombre, usuario__gt=usuario)
+        | Q(departamento__nombre=nombre, usuario=usuario, pk__gt=pk)
+    )
+
+
 def accesos_visibles(usuario) -> QuerySet[AccesoCredencial]:
     """The audit rows of the credentials the user sees; those of deleted credentials only to
     staff who see every department's. Nothing without `view_accesocredencial`."""
