@@ -13,7 +13,7 @@ from datetime import date, datetime, time
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
@@ -137,31 +137,146 @@ def credencial_borrar(*, credencial: Credencial, por=None, ip=None) -> None:
 
 @sensitive_variables("clave")
 def credencial_revelar(*, credencial: Credencial, usuario, ip=None, motivo: str = "") -> str:
-    """The clear secret, read in the transaction that writes its audit row."""
+    """The clear secret, read in the transaction that writes its audit row. The caller has
+    checked that the user may reveal it (`credencial_revelar_visible` checks it itself)."""
+    return _revelar(pk=credencial.pk, alcance=None, usuario=usuario, ip=ip, motivo=motivo)
+
+
+@sensitive_variables("clave")
+def credencial_revelar_visible(*, pk: int, usuario, ip=None, motivo: str = "") -> str:
+    """The clear secret of credential `pk` if `usuario` sees it (`selectors`' rule), read in
+    the transaction that writes its audit row; otherwise `Credencial.DoesNotExist`, as for one
+    that does not exist. The reveal permission is the caller's to check.
+
+    On PostgreSQL the visibility check, the audit row and the read are one statement."""
+    if connection.vendor != "postgresql":
+        credencial = selectors.credencial_para_revelar(usuario, pk)
+        if credencial is None:
+            raise Credencial.DoesNotExist
+        return credencial_revelar(credencial=credencial, usuario=usuario, ip=ip, motivo=motivo)
+    alcance = selectors.alcance(usuario)
+    if alcance is False:
+        raise Credencial.DoesNotExist
+    return _revelar(pk=pk, alcance=alcance, usuario=usuario, ip=ip, motivo=motivo)
+
+
+@sensitive_variables("clave")
+def _revelar(*, pk: int, alcance, usuario, ip, motivo) -> str:
     motivo = (motivo or "").strip()
     if getattr(settings, "CREDENCIALES_MOTIVO_OBLIGATORIO", False) and not motivo:
         raise MotivoRequerido()
     try:
-        with transaction.atomic():
-            acceso_registrar(
-                credencial=credencial,
-                usuario=usuario,
-                accion=AccesoCredencial.Accion.REVELAR,
-                ip=ip,
-                motivo=motivo,
-            )
-            clave = Credencial.objects.values_list("clave", flat=True).get(pk=credencial.pk)
+        with transaction.atomic():  # decrypted before commit: a row if and only if revealed
+            if connection.vendor == "postgresql":
+                clave = _revelar_en_una_sentencia(
+                    pk=pk, alcance=alcance, usuario=usuario, ip=ip, motivo=motivo
+                )
+            else:
+                credencial = Credencial.objects.only(
+                    "id", "departamento_id", "unidad_id", "usuario"
+                ).get(pk=pk)
+                acceso_registrar(
+                    credencial=credencial,
+                    usuario=usuario,
+                    accion=AccesoCredencial.Accion.REVELAR,
+                    ip=ip,
+                    motivo=motivo,
+                )
+                clave = Credencial.objects.values_list("clave", flat=True).get(pk=pk)
     except DecryptionError as exc:
         # Fail closed: the audit row is rolled back with the read, nothing is answered, and
         # the log says which row (never a value: the error names at most a key id).
         logger.error(
             "Credential %s: the stored secret does not decrypt (%s); nothing revealed to user %s",
-            credencial.pk,
+            pk,
             exc,
             getattr(usuario, "pk", None),
         )
-        raise ClaveIlegible(credencial.pk) from None
+        raise ClaveIlegible(pk) from None
     return str(clave)
+
+
+# The audit row and the read of the stored value in one statement (one round trip): the row is
+# written only if the credential is there (and, with a scope, visible to the user), and the
+# value is returned only with the row. The caller decrypts it before its transaction commits,
+# so a value that does not decrypt leaves no row saying it was revealed. The description is
+# `_describir`'s, built in SQL.
+_REVELAR_SQL = """
+WITH c AS (SELECT {id}, {departamento}, {unidad}, {usuario}, {clave}
+             FROM {credenciales}
+            WHERE {id} = %(pk)s {alcance}),
+     a AS (INSERT INTO {accesos} ({a_usuario}, {a_credencial}, {a_descripcion}, {a_accion},
+                                  {a_momento}, {a_ip}, {a_motivo})
+           SELECT %(usuario)s, c.{id},
+                  LEFT(c.{id} || ' ' || c.{departamento} || '/'
+                       || COALESCE(c.{unidad}::text, 'None') || ' ' || c.{usuario}, 400),
+                  %(accion)s, %(momento)s, %(ip)s, %(motivo)s
+             FROM c
+           RETURNING {a_credencial})
+SELECT c.{clave} FROM c JOIN a ON a.{a_credencial} = c.{id}
+"""
+
+# The user's department; every unit for its head, else those of no unit and the user's own.
+_ALCANCE_SQL = """
+              AND {departamento} = %(departamento)s
+              AND (%(jefe)s OR {unidad} IS NULL
+                   OR {unidad} IN (SELECT m.{m_unidad} FROM {miembros} m
+                                    WHERE m.{m_usuario} = %(usuario)s))"""
+
+
+def _revelar_en_una_sentencia(*, pk, alcance, usuario, ip, motivo) -> str:
+    from incidencias.db import cursor_preparado, sentencia
+
+    from .models import MiembroUnidad
+
+    campo = Credencial._meta.get_field("clave")
+    c = Credencial._meta.get_field
+    a = AccesoCredencial._meta.get_field
+    m = MiembroUnidad._meta.get_field
+
+    def nombres(q):
+        return {
+            "credenciales": q(Credencial._meta.db_table),
+            "id": q(Credencial._meta.pk.column),
+            "departamento": q(c("departamento").column),
+            "unidad": q(c("unidad").column),
+            "usuario": q(c("usuario").column),
+            "clave": q(campo.column),
+            "accesos": q(AccesoCredencial._meta.db_table),
+            "a_usuario": q(a("usuario").column),
+            "a_credencial": q(a("credencial").column),
+            "a_descripcion": q(a("credencial_descripcion").column),
+            "a_accion": q(a("accion").column),
+            "a_momento": q(a("momento").column),
+            "a_ip": q(a("ip").column),
+            "a_motivo": q(a("motivo").column),
+            "miembros": q(MiembroUnidad._meta.db_table),
+            "m_unidad": q(m("unidad").column),
+            "m_usuario": q(m("usuario").column),
+        }
+
+    if alcance is None:  # every credential (checked by the caller, or staff who see all)
+        sql = sentencia(connection, _REVELAR_SQL.replace("{alcance}", ""), nombres)
+    else:
+        plantilla = _REVELAR_SQL.replace("{alcance}", _ALCANCE_SQL)
+        sql = sentencia(connection, plantilla, nombres)
+    usuario_id = getattr(usuario, "pk", None)
+    params = {
+        "pk": pk,
+        "usuario": usuario_id,
+        "accion": AccesoCredencial.Accion.REVELAR.value,
+        "momento": timezone.now(),
+        "ip": ip,
+        "motivo": motivo[:500],
+    }
+    if alcance is not None:
+        params["departamento"], params["jefe"] = alcance
+    with cursor_preparado(connection.alias) as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    if row is None:  # not there (or not visible): nothing written, nothing revealed
+        raise Credencial.DoesNotExist
+    return campo.from_db_value(row[0], None, connection)
 
 
 def credencial_registrar_copia(*, credencial: Credencial, usuario, ip=None) -> AccesoCredencial:
