@@ -1,7 +1,8 @@
+from csp.decorators import csp_update
 from django.contrib import admin
 from django.urls import include, path, re_path
 from django.utils.translation import gettext_lazy as _
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from sso.api.acceso import AccesoView, RefreshUserTokenView
 from sso.api.adi import GenerateTokenView, SetTokenView, ValidarTokenView
@@ -21,6 +22,7 @@ from sso.api.gettoken import GetTokenView
 from sso.api.password import PasswordForgotView, PasswordResetView
 from sso.api.usuarios import UsuarioInternoGetView
 from sso.urls import protocolo as oauth_protocolo
+from sso.views_cuenta import cambiar_clave, salir
 from sso.views_dosfa import dosfa_enrolar, dosfa_verificar_sesion
 from webhooks.api import ConfigurarIdUsuarioView
 
@@ -31,6 +33,12 @@ from .health import healthz
 admin.site.site_header = _("Incident attention")
 admin.site.site_title = _("Incident attention")
 admin.site.index_title = _("Configuration")
+
+# Swagger UI sets inline styles; its script is a static file (the split view), so only styles
+# are relaxed, on this page alone.
+docs = csp_update({"style-src": ["'unsafe-inline'"]})(
+    SpectacularSwaggerSplitView.as_view(url_name="schema")
+)
 
 api_consumo = [
     path("SSO/access", AccesoView.as_view(), name="sso-access"),
@@ -71,11 +79,13 @@ api_fallback = [
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
+    path("api/docs/", docs, name="docs"),
     path("api/", include(api_consumo)),
     path("v2/auth/gettoken", GetTokenView.as_view(), name="auth-gettoken"),
     path("api/", include(api_auth)),
     path("api/integra/", include("credenciales.urls")),
+    path("cuenta/salir", salir, name="cuenta-salir"),
+    path("cuenta/clave", cambiar_clave, name="cuenta-clave"),
     path("cuenta/2fa/", dosfa_enrolar, name="dosfa-enrolar"),
     path("cuenta/2fa/verificar/", dosfa_verificar_sesion, name="dosfa-verificar"),
     path("", include((oauth_protocolo, "oauth2_provider"))),

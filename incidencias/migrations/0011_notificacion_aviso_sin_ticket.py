@@ -6,7 +6,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("incidencias", "0009_leaner_indexes"),
+        ("incidencias", "0010_queue_sla_order_and_saved_filters"),
     ]
 
     operations = [
