@@ -51,6 +51,7 @@ bench: install
 	$(PY) bench/auth.py
 	$(PY) bench/ingest.py
 	$(PY) bench/sla.py
+	$(PY) bench/vault.py
 	$(PY) bench/pages.py
 
 clean:

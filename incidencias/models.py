@@ -619,6 +619,8 @@ class Notificacion(models.Model):
         ACUSE = "acuse", _("acknowledgement to the requester")
         # An agent's reply itself, mailed to the requester (and cc) from its thread entry.
         RESPUESTA = "respuesta", _("reply to the customer")
+        # Not about a ticket: a message another app wrote for a person (`avisar_personas`).
+        AVISO = "aviso", _("notice")
 
     class Canal(models.TextChoices):
         SYNOLOGY = "synology", _("Synology Chat")
@@ -633,8 +635,14 @@ class Notificacion(models.Model):
 
     evento = models.CharField(_("event"), max_length=20, choices=Evento.choices)
     canal = models.CharField(_("channel"), max_length=10, choices=Canal.choices)
+    # None for a notice (`Evento.AVISO`): what it is about is in `datos`.
     ticket = models.ForeignKey(
-        Ticket, on_delete=models.CASCADE, related_name="notificaciones", verbose_name=_("ticket")
+        Ticket,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="notificaciones",
+        verbose_name=_("ticket"),
     )
     detalle = models.ForeignKey(
         DetalleTicket,
