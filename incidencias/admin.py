@@ -18,11 +18,17 @@ from .models import (
     PoliticaSLA,
     PreferenciaNotificacion,
     ReglaDepartamento,
+    RespuestaPredefinida,
     Ticket,
 )
 from .notificaciones import notificacion_reintentar
 from .selectors import ticket_buscar, tickets_sla
-from .services import ticket_asignar, ticket_cambiar_estado
+from .services import (
+    ticket_asignar,
+    ticket_cambiar_estado,
+    ticket_cambiar_prioridad,
+    ticket_transferir,
+)
 
 
 class FeriadoInline(admin.TabularInline):
@@ -186,7 +192,7 @@ class TicketAdmin(admin.ModelAdmin):
                        "aviso_primera_respuesta", "vence_resolucion", "aviso_resolucion",
                        "sla_pausado_en", "avisado_primera_respuesta_en",
                        "incumplido_primera_respuesta_en", "avisado_resolucion_en",
-                       "incumplido_resolucion_en", "correos_rebotados"]  # fmt: skip
+                       "incumplido_resolucion_en", "correos_rebotados", "fusionado_en"]  # fmt: skip
     inlines = [DetalleInline]
     show_full_result_count = False
 
@@ -204,10 +210,18 @@ class TicketAdmin(admin.ModelAdmin):
         # Only what the form changed is written: the pipeline or the SLA sweep may have written
         # other fields since the form was loaded. State and assignee go through their services,
         # which keep the SLA clock in step, note the change in the thread and notify.
-        servicios = {"estado", "asignado"}
+        # A new department picks its assignee by its queue rule, unless the form chose one too;
+        # department and priority set the SLA due dates by their policy.
+        servicios = {"estado", "asignado", "prioridad"}
+        if obj.departamento is not None:
+            servicios.add("departamento")
         campos = [f for f in form.changed_data if f not in servicios]
         if campos:
             obj.save(update_fields=[*campos, "actualizado"])
+        if "departamento" in form.changed_data and obj.departamento is not None:
+            ticket_transferir(ticket=obj, departamento=obj.departamento, por=request.user)
+        if "prioridad" in form.changed_data:
+            ticket_cambiar_prioridad(ticket=obj, prioridad=obj.prioridad, por=request.user)
         if "asignado" in form.changed_data:
             ticket_asignar(ticket=obj, agente=obj.asignado, por=request.user)
         if "estado" in form.changed_data:
@@ -297,3 +311,11 @@ class PreferenciaNotificacionAdmin(admin.ModelAdmin):
     list_filter = ["evento", "canal", "activa", "departamento"]
     list_select_related = ["departamento", "usuario"]
     raw_id_fields = ["usuario"]
+
+
+@admin.register(RespuestaPredefinida)
+class RespuestaPredefinidaAdmin(admin.ModelAdmin):
+    list_display = ["nombre", "departamento", "activa"]
+    list_filter = ["activa", "departamento"]
+    list_select_related = ["departamento"]
+    search_fields = ["nombre", "texto"]

@@ -410,6 +410,8 @@ class _Hilos:
     en_lote: dict[str, Ticket] = field(default_factory=dict)
     # A closed ticket's id -> the ticket its late replies opened.
     seguimientos: dict[int, Ticket] = field(default_factory=dict)
+    # A merged-away ticket's id -> the id of the ticket it was merged into, at the chain's end.
+    fusiones: dict[int, int] = field(default_factory=dict)
 
 
 def _ingest(piezas: list[_Pieza], *, fuente, cuenta, canal, escritura) -> list[Resultado]:
@@ -496,8 +498,7 @@ def _ingest(piezas: list[_Pieza], *, fuente, cuenta, canal, escritura) -> list[R
         resultados.append(resultado)
 
     if nuevos:
-        _numerar_y_asignar(nuevos, ahora)
-        Ticket.objects.bulk_create(nuevos)
+        tickets_abrir(nuevos, ahora=ahora)
     if cambios:
         tocados = [hilos.tickets[pk] for pk in sorted(cambios)]
         for ticket in tocados:
@@ -585,7 +586,39 @@ def _leer_hilos(mensajes: list[MensajeEntrante]) -> _Hilos:
             t.pk: t
             for t in Ticket.objects.select_for_update().filter(pk__in=candidatos).order_by("pk")
         }
+        _seguir_fusiones(hilos)
     return hilos
+
+
+def _seguir_fusiones(hilos: _Hilos) -> None:
+    """Mail for a ticket merged into another goes to the one it was merged into (following a
+    chain of merges): those are locked too. No query unless some candidate was merged."""
+    for _vuelta in range(20):  # a chain is short; a cycle (never made) must not loop
+        faltan = {
+            t.relacionado_id
+            for t in hilos.tickets.values()
+            if t.fusionado_en is not None and t.relacionado_id not in hilos.tickets
+        } - {None}
+        if not faltan:
+            break
+        for t in Ticket.objects.select_for_update().filter(pk__in=faltan).order_by("pk"):
+            hilos.tickets[t.pk] = t
+    for pk, ticket in hilos.tickets.items():
+        destino, vistos = ticket, {pk}
+        while destino.fusionado_en is not None and destino.relacionado_id in hilos.tickets:
+            destino = hilos.tickets[destino.relacionado_id]
+            if destino.pk in vistos:
+                break
+            vistos.add(destino.pk)
+        if destino.pk != pk:
+            hilos.fusiones[pk] = destino.pk
+
+
+def _vigente(ticket: Ticket | None, hilos: _Hilos) -> Ticket | None:
+    """The ticket itself, or the one it was merged into."""
+    if ticket is None or ticket.pk not in hilos.fusiones:
+        return ticket
+    return hilos.tickets[hilos.fusiones[ticket.pk]]
 
 
 def _copia_de(mensaje: MensajeEntrante, hilos: _Hilos) -> int | None:
@@ -598,6 +631,11 @@ def _copia_de(mensaje: MensajeEntrante, hilos: _Hilos) -> int | None:
 
 
 def _hilo(mensaje: MensajeEntrante, hilos: _Hilos) -> Ticket | None:
+    """The ticket a message continues (`_hilo_de`), or the one that ticket was merged into."""
+    return _vigente(_hilo_de(mensaje, hilos), hilos)
+
+
+def _hilo_de(mensaje: MensajeEntrante, hilos: _Hilos) -> Ticket | None:
     """The ticket a message continues: by its headers (a bounce: by those of the message it
     returns), else by a tag from a participant."""
     if mensaje.message_id and mensaje.de_email:
@@ -681,6 +719,15 @@ def _ticket_nuevo(mensaje, *, cuenta, canal, relacionado) -> Ticket:
         canal=canal,
         relacionado=relacionado,
     )
+
+
+def tickets_abrir(tickets: list[Ticket], *, ahora) -> None:
+    """Open new tickets (not yet saved): number them in order, give each an agent by its
+    department's rule, set their SLA due dates from `ahora`, and save them. The one way a
+    ticket is opened: the pipeline's new mail and tickets made by hand
+    (`services.ticket_crear_manual`) both come here."""
+    _numerar_y_asignar(tickets, ahora)
+    Ticket.objects.bulk_create(tickets)
 
 
 def _numerar_y_asignar(tickets: list[Ticket], ahora) -> None:
@@ -790,6 +837,12 @@ def _departamento(mensaje: MensajeEntrante, cuenta: CuentaCorreo | None) -> Depa
         if regla.campo == ReglaDepartamento.Campo.DESTINATARIO and valor in destinatarios:
             return regla.departamento
     return None
+
+
+def agente_siguiente(departamento: Departamento) -> int | None:
+    """The id of the agent the department's next ticket goes to by its rule (None: the queue);
+    a transferred ticket takes its turn like a new one. Locks the department's queue row."""
+    return _agentes(departamento, 1)[0]
 
 
 def _agentes(departamento: Departamento, cuantos: int) -> list[int | None]:

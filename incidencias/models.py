@@ -350,6 +350,8 @@ class Ticket(models.Model):
         _("resolution breach raised at"), null=True, blank=True
     )
     sla_proximo = models.DateTimeField(_("next SLA check"), null=True, blank=True, editable=False)
+    # Set when the ticket was merged into another (`relacionado`): mail for it goes there.
+    fusionado_en = models.DateTimeField(_("merged at"), null=True, blank=True, editable=False)
     # Full-text search (PostgreSQL): kept up to date by a trigger on every write.
     busqueda = SearchVectorField(null=True, editable=False)
 
@@ -481,6 +483,41 @@ class Adjunto(models.Model):
         return self.nombre
 
 
+class RespuestaPredefinida(models.Model):
+    """A canned response: text with placeholders (`{{ ticket.numero }}`, `{{ solicitante.nombre
+    }}`, `{{ agente.nombre }}`…) filled by `services.respuesta_predefinida_render`. Without a
+    department it is offered on every department's tickets."""
+
+    nombre = models.CharField(_("name"), max_length=120)
+    departamento = models.ForeignKey(
+        Departamento,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("department"),
+        help_text=_("Empty: offered to every department."),
+    )
+    texto = models.TextField(
+        _("text"),
+        help_text=_(
+            "Placeholders: {{ ticket.numero }}, {{ ticket.asunto }}, {{ solicitante.nombre }}, "
+            "{{ solicitante.email }}, {{ agente.nombre }}, {{ agente.email }}, "
+            "{{ departamento.nombre }}."
+        ),
+    )
+    activa = models.BooleanField(_("active"), default=True)
+    creado = models.DateTimeField(_("created"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("canned response")
+        verbose_name_plural = _("canned responses")
+        ordering = ["nombre", "id"]
+
+    def __str__(self):
+        return self.nombre
+
+
 class CorreoFallido(models.Model):
     """Mail that could not become a ticket entry, kept whole so it can be reprocessed."""
 
@@ -536,6 +573,8 @@ class Notificacion(models.Model):
         SLA_INCUMPLIDO = "sla_incumplido", _("SLA breach")
         RESPUESTA_ENVIADA = "respuesta_enviada", _("reply sent")
         ACUSE = "acuse", _("acknowledgement to the requester")
+        # An agent's reply itself, mailed to the requester (and cc) from its thread entry.
+        RESPUESTA = "respuesta", _("reply to the customer")
 
     class Canal(models.TextChoices):
         SYNOLOGY = "synology", _("Synology Chat")

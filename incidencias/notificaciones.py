@@ -104,6 +104,8 @@ PREDETERMINADAS: dict[str, frozenset[tuple[str, str]]] = {
     ),
     Evento.RESPUESTA_ENVIADA: frozenset(),
     Evento.ACUSE: frozenset({(Destinatario.SOLICITANTE, CORREO)}),
+    # Not routed: `notificar_respuesta` writes the reply's own row.
+    Evento.RESPUESTA: frozenset(),
 }
 
 
@@ -303,6 +305,26 @@ def notificar(
     except IntegrityError:
         return []  # raised concurrently by another transaction that committed first
     return _encolar_al_confirmar([n for n in filas if n.estado == Estado.PENDIENTE])
+
+
+def notificar_respuesta(*, detalle: DetalleTicket) -> Notificacion:
+    """Queue an agent's reply (a RESPUESTA entry) for mail to the requester, in the caller's
+    transaction: one row whose Message-ID is the entry's, so the mail sent (and every retry of
+    it) carries the id the thread stored. The mail is built from the entry: its sender,
+    recipients, cc, subject, text, HTML, threading headers and attachments (`_correo`)."""
+    ticket = detalle.ticket
+    fila = Notificacion(
+        evento=Evento.RESPUESTA,
+        canal=CORREO,
+        ticket=ticket,
+        detalle=detalle,
+        correo=detalle.para,
+        idioma=settings.LANGUAGE_CODE,
+        datos={"por": detalle.autor_id} if detalle.autor_id else {},
+        proximo_intento=timezone.now(),
+        message_id=detalle.message_id,
+    )
+    return _guardar([fila])[0]
 
 
 def notificar_lote(eventos: list[dict]) -> list[int]:
@@ -671,6 +693,8 @@ class CanalCorreo:
 
 
 def _correo(n: Notificacion, destinatario: str) -> EmailMultiAlternatives:
+    if n.evento == Evento.RESPUESTA:
+        return _correo_respuesta(n, destinatario)
     ticket = n.ticket
     plantilla = f"incidencias/notificaciones/{n.evento}"
     with translation.override(n.idioma or settings.LANGUAGE_CODE):
@@ -703,6 +727,39 @@ def _correo(n: Notificacion, destinatario: str) -> EmailMultiAlternatives:
         subject=asunto[:900], body=texto, to=[destinatario], headers=headers
     )
     mensaje.attach_alternative(html, "text/html")
+    return mensaje
+
+
+def _correo_respuesta(n: Notificacion, destinatario: str) -> EmailMultiAlternatives:
+    """An agent's reply, as its thread entry holds it: a person's mail (no Auto-Submitted), with
+    our Message-ID, In-Reply-To/References of the thread and its attachments."""
+    detalle = n.detalle
+    if detalle is None:
+        raise ErrorPermanente("the reply's thread entry is gone")
+    headers = {
+        "Message-ID": f"<{n.message_id}>",
+        "X-Incidencias-Ticket": str(n.ticket.numero),
+    }
+    if detalle.in_reply_to:
+        headers["In-Reply-To"] = " ".join(f"<{i}>" for i in detalle.in_reply_to.split())
+    if detalle.references:
+        headers["References"] = " ".join(f"<{i}>" for i in detalle.references.split())
+    mensaje = EmailMultiAlternatives(
+        subject=detalle.asunto,
+        body=detalle.texto,
+        from_email=detalle.de or None,
+        to=[destinatario],
+        cc=[c.strip() for c in detalle.cc.split(",") if c.strip()],
+        headers=headers,
+    )
+    if detalle.html:
+        mensaje.attach_alternative(detalle.html, "text/html")
+    for adjunto in detalle.adjuntos.order_by("id"):
+        with adjunto.archivo.open("rb") as archivo:
+            contenido = archivo.read()
+        mensaje.attach(
+            adjunto.nombre, contenido, adjunto.content_type or "application/octet-stream"
+        )
     return mensaje
 
 

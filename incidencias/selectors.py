@@ -8,7 +8,7 @@ from django.db.models import Case, CharField, Exists, F, OuterRef, Q, QuerySet, 
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from .models import DetalleTicket, EstadoSLA, Ticket
+from .models import DetalleTicket, EstadoSLA, RespuestaPredefinida, Ticket
 
 
 def ticket_buscar(*, texto: str, tickets: QuerySet[Ticket] | None = None) -> QuerySet[Ticket]:
@@ -91,3 +91,51 @@ def tickets_sla(
     if estado:
         tickets = tickets.filter(estado_sla=estado)
     return tickets
+
+
+def es_agente(usuario) -> bool:
+    """Whether `usuario` works tickets (sees internal notes): active staff, agents, heads."""
+    if not getattr(usuario, "is_active", False):
+        return False
+    return bool(usuario.is_staff or usuario.acceso_ticket or usuario.jefe)
+
+
+def ticket_para_usuario(*, usuario, numero_o_pk, por_pk: bool = False) -> Ticket:
+    """The ticket `usuario` may see, by its public number (pages and the API name tickets by
+    it) or, with `por_pk`, by primary key. Raises Ticket.DoesNotExist outside
+    `tickets_para_usuario` exactly as for a ticket that does not exist (a 404 either way)."""
+    try:
+        valor = int(numero_o_pk)
+    except (TypeError, ValueError):
+        raise Ticket.DoesNotExist from None
+    if not -(2**63) <= valor < 2**63:
+        raise Ticket.DoesNotExist
+    campo = "pk" if por_pk else "numero"
+    return (
+        tickets_para_usuario(usuario=usuario)
+        .select_related("departamento", "asignado")
+        .get(**{campo: valor})
+    )
+
+
+def puede_trabajar(usuario, ticket: Ticket) -> bool:
+    """Whether `usuario` may change the ticket (reply, note, assign, state, transfer, merge):
+    agents and heads of its department, its assignee if they work tickets, and staff with the
+    `incidencias.change_ticket` permission. Seeing a ticket (`tickets_para_usuario`) is not
+    enough: staff without that permission only read."""
+    if not getattr(usuario, "is_active", False):
+        return False
+    if usuario.is_staff and usuario.has_perm("incidencias.change_ticket"):
+        return True
+    if not (usuario.acceso_ticket or usuario.jefe):
+        return False
+    if ticket.asignado_id == usuario.pk:
+        return True
+    return bool(usuario.departamento_id) and ticket.departamento_id == usuario.departamento_id
+
+
+def respuestas_predefinidas(*, ticket: Ticket) -> QuerySet[RespuestaPredefinida]:
+    """The active canned responses offered on a ticket: its department's and the global ones."""
+    return RespuestaPredefinida.objects.filter(
+        Q(departamento__isnull=True) | Q(departamento_id=ticket.departamento_id), activa=True
+    ).order_by("nombre", "id")
