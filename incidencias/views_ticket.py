@@ -11,10 +11,11 @@ import nh3
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
 from django.db.models import Prefetch, Q
 from django.http import FileResponse, Http404
 from django.shortcuts import redirect, render
-from django.urls import reverse
+from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
@@ -31,29 +32,59 @@ from .forms_ticket import (
     RespuestaForm,
     TransferirForm,
 )
-from .models import Adjunto, DetalleTicket, Ticket
+from .models import Adjunto, DetalleTicket, Prioridad, Ticket
 from .presencia import presencia_marcar
-from .selectors import tickets_para_usuario
-from .services import ticket_asignar, ticket_cambiar_estado
+from .selectors import (
+    puede_trabajar,
+    respuestas_predefinidas,
+    ticket_para_usuario,
+    tickets_para_usuario,
+)
+from .services import (
+    TicketError,
+    respuesta_predefinida_render,
+    ticket_anotar,
+    ticket_asignar,
+    ticket_cambiar_estado,
+    ticket_cambiar_prioridad,
+    ticket_fusionar,
+    ticket_responder,
+    ticket_transferir,
+)
 
 # Shown in the browser (not downloaded) only these: raster images that cannot carry a script.
 IMAGENES_EN_LINEA = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp"})
 
 
 def _ticket_o_404(request, numero: int) -> Ticket:
-    ticket = (
-        tickets_para_usuario(usuario=request.user)
-        .select_related("departamento", "asignado")
-        .filter(numero=numero)
-        .first()
-    )
-    if ticket is None:
-        raise Http404
+    try:
+        return ticket_para_usuario(usuario=request.user, numero_o_pk=numero)
+    except Ticket.DoesNotExist:
+        raise Http404 from None
+
+
+def _ticket_para_trabajar(request, numero: int) -> Ticket:
+    """The ticket, for a change: 404 outside what the user sees, 403 where they only read
+    (staff without the permission to change tickets)."""
+    ticket = _ticket_o_404(request, numero)
+    if not puede_trabajar(request.user, ticket):
+        raise PermissionDenied
     return ticket
 
 
 def _volver(ticket: Ticket):
     return redirect("ticket", numero=ticket.numero)
+
+
+def _volver_o_salir(request, ticket: Ticket):
+    """Back to the ticket, or to the portal's start when the user no longer sees it (it went
+    to another department)."""
+    if tickets_para_usuario(usuario=request.user).filter(pk=ticket.pk).exists():
+        return _volver(ticket)
+    try:
+        return redirect("cola")
+    except NoReverseMatch:
+        return redirect("/")
 
 
 # --- What the page shows --------------------------------------------------------------------
@@ -156,18 +187,19 @@ def _agentes(ticket: Ticket) -> list[Usuario]:
     )
 
 
-@login_required
-@require_GET
-def ticket_pagina(request, numero: int):
-    ticket = _ticket_o_404(request, numero)
+def _pagina(request, ticket: Ticket, status: int = 200, **formularios):
+    """The page; `formularios` replace the empty forms (a form sent back with its errors)."""
     agentes = _agentes(ticket)
-    respuesta = RespuestaForm()
+    trabajar = puede_trabajar(request.user, ticket)
+    predefinidas = list(respuestas_predefinidas(ticket=ticket)) if trabajar else []
     contexto = {
         "ticket": ticket,
         "hilo": _hilo(ticket),
         "plazos": sla_plazos(ticket),
         "otros": presencia_marcar(ticket_id=ticket.pk, usuario=request.user),
-        "form_respuesta": respuesta,
+        "puede_trabajar": trabajar,
+        "predefinidas": predefinidas,
+        "form_respuesta": RespuestaForm(),
         "form_nota": NotaForm(),
         "form_asignar": AsignarForm(agentes=agentes, initial={"agente": ticket.asignado_id}),
         "form_estado": EstadoForm(initial={"estado": ticket.estado}),
@@ -176,7 +208,41 @@ def ticket_pagina(request, numero: int):
         "form_fusionar": FusionarForm(),
         "presencia_segundos": settings.PRESENCIA_SEGUNDOS,
     }
-    return render(request, "incidencias/ticket/pagina.html", contexto)
+    contexto.update(formularios)
+    return render(request, "incidencias/ticket/pagina.html", contexto, status=status)
+
+
+@login_required
+@require_GET
+def ticket_pagina(request, numero: int):
+    ticket = _ticket_o_404(request, numero)
+    formularios = {}
+    elegida = request.GET.get("predefinida", "")
+    if elegida.isdigit() and puede_trabajar(request.user, ticket):
+        texto = _predefinida_texto(request, ticket, int(elegida))
+        if texto is not None:
+            formularios["form_respuesta"] = RespuestaForm(initial={"texto": texto})
+    return _pagina(request, ticket, **formularios)
+
+
+def _predefinida_texto(request, ticket: Ticket, pk: int) -> str | None:
+    respuesta = respuestas_predefinidas(ticket=ticket).filter(pk=pk).first()
+    if respuesta is None:
+        return None
+    return respuesta_predefinida_render(respuesta=respuesta, ticket=ticket, agente=request.user)
+
+
+@login_required
+@require_GET
+def ticket_predefinida(request, numero: int):
+    """htmx: the reply's text box with a canned response filled in."""
+    ticket = _ticket_para_trabajar(request, numero)
+    elegida = request.GET.get("predefinida", "")
+    texto = _predefinida_texto(request, ticket, int(elegida)) if elegida.isdigit() else None
+    if texto is None:
+        raise Http404
+    form = RespuestaForm(initial={"texto": texto})
+    return render(request, "incidencias/parciales/ticket_texto.html", {"campo": form["texto"]})
 
 
 @login_required
@@ -225,33 +291,153 @@ def ticket_adjunto(request, numero: int, adjunto_id: int):
 
 @login_required
 @require_POST
+def ticket_responder_vista(request, numero: int):
+    ticket = _ticket_para_trabajar(request, numero)
+    form = RespuestaForm(request.POST, request.FILES)
+    if form.is_valid():
+        datos = form.cleaned_data
+        try:
+            ticket_responder(
+                ticket=ticket,
+                autor=request.user,
+                texto=datos["texto"],
+                cc=datos["cc"],
+                adjuntos=datos["adjuntos"],
+                estado=datos["estado"] or None,
+            )
+        except TicketError as exc:
+            form.add_error(None, str(exc))
+        else:
+            messages.success(
+                request, _("Reply sent to %(correo)s.") % {"correo": ticket.solicitante_email}
+            )
+            return _volver(ticket)
+    return _pagina(request, ticket, status=400, form_respuesta=form)
+
+
+@login_required
+@require_POST
+def ticket_anotar_vista(request, numero: int):
+    ticket = _ticket_para_trabajar(request, numero)
+    form = NotaForm(request.POST)
+    if form.is_valid():
+        try:
+            ticket_anotar(ticket=ticket, autor=request.user, texto=form.cleaned_data["texto"])
+        except TicketError as exc:
+            form.add_error(None, str(exc))
+        else:
+            messages.success(request, _("Note added."))
+            return _volver(ticket)
+    return _pagina(request, ticket, status=400, form_nota=form)
+
+
+def _accion(request, ticket: Ticket, hacer, exito: str):
+    """Run a service for a one-field action; its refusal becomes an error message."""
+    try:
+        resultado = hacer()
+    except TicketError as exc:
+        messages.error(request, str(exc))
+        return _volver(ticket)
+    messages.success(request, exito if isinstance(exito, str) else exito(resultado))
+    return _volver_o_salir(request, resultado or ticket)
+
+
+@login_required
+@require_POST
 def ticket_asignar_vista(request, numero: int):
-    ticket = _ticket_o_404(request, numero)
-    agentes = _agentes(ticket)
-    form = AsignarForm(request.POST, agentes=agentes)
+    ticket = _ticket_para_trabajar(request, numero)
+    form = AsignarForm(request.POST, agentes=_agentes(ticket))
     if not form.is_valid():
         messages.error(request, _("Choose one of the department's agents."))
         return _volver(ticket)
     agente = form.agentes.get(form.cleaned_data["agente"])
-    ticket_asignar(ticket=ticket, agente=agente, por=request.user)
     if agente is None:
-        messages.success(request, _("The ticket is back in the queue."))
+        exito = _("The ticket is back in the queue.")
     else:
         nombre = agente.nombre or agente.get_full_name() or agente.username
-        messages.success(request, _("Assigned to %(agente)s.") % {"agente": nombre})
-    return _volver(ticket)
+        exito = _("Assigned to %(agente)s.") % {"agente": nombre}
+    return _accion(
+        request,
+        ticket,
+        lambda: ticket_asignar(ticket=ticket, agente=agente, por=request.user),
+        exito,
+    )
 
 
 @login_required
 @require_POST
 def ticket_estado_vista(request, numero: int):
-    ticket = _ticket_o_404(request, numero)
+    ticket = _ticket_para_trabajar(request, numero)
     form = EstadoForm(request.POST)
     if not form.is_valid():
         messages.error(request, _("Choose a state."))
         return _volver(ticket)
-    ticket = ticket_cambiar_estado(
-        ticket=ticket, estado=form.cleaned_data["estado"], por=request.user
+    estado = form.cleaned_data["estado"]
+    exito = _("State: %(estado)s.") % {"estado": Ticket.Estado(estado).label}
+    return _accion(
+        request,
+        ticket,
+        lambda: ticket_cambiar_estado(ticket=ticket, estado=estado, por=request.user),
+        exito,
     )
-    messages.success(request, _("State: %(estado)s.") % {"estado": ticket.get_estado_display()})
-    return _volver(ticket)
+
+
+@login_required
+@require_POST
+def ticket_prioridad_vista(request, numero: int):
+    ticket = _ticket_para_trabajar(request, numero)
+    form = PrioridadForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, _("Choose a priority."))
+        return _volver(ticket)
+    prioridad = form.cleaned_data["prioridad"]
+    exito = _("Priority: %(prioridad)s.") % {"prioridad": Prioridad(prioridad).label}
+    return _accion(
+        request,
+        ticket,
+        lambda: ticket_cambiar_prioridad(ticket=ticket, prioridad=prioridad, por=request.user),
+        exito,
+    )
+
+
+@login_required
+@require_POST
+def ticket_transferir_vista(request, numero: int):
+    ticket = _ticket_para_trabajar(request, numero)
+    form = TransferirForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, _("Choose a department."))
+        return _volver(ticket)
+    departamento = form.cleaned_data["departamento"]
+    exito = _("Transferred to %(departamento)s.") % {"departamento": departamento.nombre}
+    return _accion(
+        request,
+        ticket,
+        lambda: ticket_transferir(ticket=ticket, departamento=departamento, por=request.user),
+        exito,
+    )
+
+
+@login_required
+@require_POST
+def ticket_fusionar_vista(request, numero: int):
+    ticket = _ticket_para_trabajar(request, numero)
+    form = FusionarForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, _("Give the number of the other ticket and confirm the merge."))
+        return _volver(ticket)
+    try:
+        destino = ticket_para_usuario(
+            usuario=request.user, numero_o_pk=form.cleaned_data["destino"]
+        )
+    except Ticket.DoesNotExist:
+        destino = None
+    if destino is None or not puede_trabajar(request.user, destino):
+        messages.error(request, _("There is no ticket with that number you can work on."))
+        return _volver(ticket)
+    return _accion(
+        request,
+        ticket,
+        lambda: ticket_fusionar(origen=ticket, destino=destino, por=request.user),
+        lambda d: _("Merged into ticket #%(numero)s.") % {"numero": d.numero},
+    )

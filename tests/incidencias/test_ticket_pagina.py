@@ -5,14 +5,16 @@ of other viewers, and a query count that does not grow with the thread."""
 from datetime import timedelta
 
 import pytest
+from django.contrib.auth.models import Permission
 from django.core.cache import cache
 from django.core.files.base import ContentFile
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from incidencias.models import Adjunto, DetalleTicket, Ticket
+from incidencias.models import Adjunto, DetalleTicket, Notificacion, RespuestaPredefinida, Ticket
 from sso.models import Usuario
 
 pytestmark = pytest.mark.django_db
@@ -47,8 +49,19 @@ def luis(redes):
 
 @pytest.fixture
 def staff(db):
-    return Usuario.objects.create_user(
+    """Staff with the permission to change tickets: sees and works every ticket."""
+    usuario = Usuario.objects.create_user(
         username="admin", email="admin@example.com", password="x", is_staff=True
+    )
+    usuario.user_permissions.add(Permission.objects.get(codename="change_ticket"))
+    return Usuario.objects.get(pk=usuario.pk)
+
+
+@pytest.fixture
+def lector(db):
+    """Staff without that permission: reads every ticket, changes none."""
+    return Usuario.objects.create_user(
+        username="lector", email="lector@example.com", password="x", is_staff=True
     )
 
 
@@ -135,14 +148,43 @@ def test_it_changes_the_state_for_those_who_may_see_the_ticket(request, ticket, 
     assert evento.autor == usuario
 
 
-def test_an_outsider_can_neither_change_the_state_nor_assign(ticket, luis, ana):
-    cliente = _cliente(luis)
-    assert (
-        cliente.post(f"/tickets/{ticket.numero}/estado", {"estado": "cerrado"}).status_code == 404
-    )
-    assert cliente.post(f"/tickets/{ticket.numero}/asignar", {"agente": ana.pk}).status_code == 404
+ACCIONES = {
+    "responder": {"texto": "Hola"},
+    "nota": {"texto": "Nota"},
+    "asignar": {"agente": ""},
+    "estado": {"estado": "cerrado"},
+    "prioridad": {"prioridad": "urgente"},
+    "transferir": {"departamento": "0"},
+    "fusionar": {"destino": "1", "confirmar": "on"},
+}
+
+
+@pytest.mark.parametrize("accion", sorted(ACCIONES))
+@pytest.mark.parametrize(("persona", "esperado"), [("luis", 404), ("lector", 403)])
+def test_outsiders_and_readers_change_nothing(request, ticket, redes, persona, esperado, accion):
+    datos = dict(ACCIONES[accion])
+    if accion == "transferir":
+        datos["departamento"] = str(redes.pk)
+    cliente = _cliente(request.getfixturevalue(persona))
+    respuesta = cliente.post(f"/tickets/{ticket.numero}/{accion}", datos)
+    assert respuesta.status_code == esperado
+    antes = ticket.departamento_id
     ticket.refresh_from_db()
-    assert (ticket.estado, ticket.asignado, ticket.detalles.count()) == ("nuevo", None, 0)
+    assert (ticket.estado, ticket.prioridad, ticket.departamento_id) == ("nuevo", "normal", antes)
+    assert ticket.detalles.count() == 0 and Notificacion.objects.count() == 0
+
+
+@pytest.mark.parametrize("accion", sorted(ACCIONES))
+def test_anonymous_actions_go_to_the_sign_in_page(ticket, accion):
+    respuesta = Client().post(f"/tickets/{ticket.numero}/{accion}", ACCIONES[accion])
+    assert respuesta.status_code == 302 and "/oauth/login" in respuesta["Location"]
+
+
+def test_a_reader_sees_no_forms(ticket, lector):
+    pagina = _cliente(lector).get(f"/tickets/{ticket.numero}/").content.decode()
+    assert "Puedes leer este ticket pero no trabajarlo." in pagina
+    assert f'action="/tickets/{ticket.numero}/responder"' not in pagina
+    assert f'action="/tickets/{ticket.numero}/estado"' not in pagina
 
 
 def test_it_assigns_to_an_agent_of_the_department_and_back_to_the_queue(ticket, ana, jefa):
@@ -171,18 +213,142 @@ def test_it_refuses_an_unknown_state(ticket, ana):
     assert ticket.estado == "nuevo"
 
 
-def test_actions_answer_post_only(ticket, ana):
-    cliente = _cliente(ana)
-    assert cliente.get(f"/tickets/{ticket.numero}/estado").status_code == 405
-    assert cliente.get(f"/tickets/{ticket.numero}/asignar").status_code == 405
+@pytest.mark.parametrize("accion", sorted(ACCIONES))
+def test_actions_answer_post_only(ticket, ana, accion):
+    assert _cliente(ana).get(f"/tickets/{ticket.numero}/{accion}").status_code == 405
 
 
-def test_a_post_without_the_csrf_token_is_refused(ticket, ana):
+@pytest.mark.parametrize("accion", sorted(ACCIONES))
+def test_a_post_without_the_csrf_token_is_refused(ticket, ana, accion):
     cliente = _cliente(ana, enforce_csrf_checks=True)
-    respuesta = cliente.post(f"/tickets/{ticket.numero}/estado", {"estado": "cerrado"})
+    respuesta = cliente.post(f"/tickets/{ticket.numero}/{accion}", ACCIONES[accion])
     assert respuesta.status_code == 403
     ticket.refresh_from_db()
-    assert ticket.estado == "nuevo"
+    assert ticket.estado == "nuevo" and ticket.detalles.count() == 0
+
+
+# --- Work on the ticket ---------------------------------------------------------------------
+
+
+def test_it_queues_a_reply_with_cc_attachments_and_a_new_state(ticket, ana):
+    archivo = SimpleUploadedFile("informe.txt", b"contenido", content_type="text/plain")
+    respuesta = _cliente(ana).post(
+        f"/tickets/{ticket.numero}/responder",
+        {"texto": "Ya está resuelto.", "cc": "jefe@example.org", "adjuntos": [archivo],
+         "estado": "en_espera"},
+        follow=True,
+    )  # fmt: skip
+    assert "Respuesta enviada a cliente@example.org." in respuesta.content.decode()
+    (entrada,) = ticket.detalles.filter(tipo="respuesta")
+    assert (entrada.autor, entrada.texto, entrada.cc) == (
+        ana,
+        "Ya está resuelto.",
+        "jefe@example.org",
+    )
+    assert [a.nombre for a in entrada.adjuntos.all()] == ["informe.txt"]
+    ticket.refresh_from_db()
+    assert ticket.estado == "en_espera" and ticket.primera_respuesta_en is not None
+    correo = Notificacion.objects.get(evento="respuesta")
+    assert (correo.correo, correo.detalle, correo.estado) == (
+        "cliente@example.org",
+        entrada,
+        "pendiente",
+    )
+
+
+def test_a_reply_with_a_bad_cc_or_too_much_attached_is_shown_back(ticket, ana, settings):
+    settings.TICKET_ADJUNTOS_MAX_BYTES = 10
+    cliente = _cliente(ana)
+    respuesta = cliente.post(
+        f"/tickets/{ticket.numero}/responder", {"texto": "Texto escrito", "cc": "no-es-correo"}
+    )
+    assert respuesta.status_code == 400
+    pagina = respuesta.content.decode()
+    assert "no-es-correo no es una dirección de correo." in pagina
+    assert "Texto escrito</textarea>" in pagina
+    grande = SimpleUploadedFile("grande.bin", b"x" * 11)
+    respuesta = cliente.post(
+        f"/tickets/{ticket.numero}/responder", {"texto": "Texto", "adjuntos": [grande]}
+    )
+    assert respuesta.status_code == 400
+    assert "Los adjuntos suman más de 10" in respuesta.content.decode()
+    assert not ticket.detalles.exists() and not Notificacion.objects.exists()
+
+
+def test_a_reply_to_a_ticket_without_an_address_says_why(ticket, ana):
+    Ticket.objects.filter(pk=ticket.pk).update(solicitante_email="")
+    respuesta = _cliente(ana).post(f"/tickets/{ticket.numero}/responder", {"texto": "Hola"})
+    assert respuesta.status_code == 400
+    assert not ticket.detalles.exists()
+
+
+def test_a_note_is_never_mailed(ticket, ana):
+    respuesta = _cliente(ana).post(f"/tickets/{ticket.numero}/nota", {"texto": "Llamé al cliente."})
+    assert respuesta.status_code == 302
+    (nota,) = ticket.detalles.all()
+    assert (nota.tipo, nota.autor, nota.texto) == ("nota", ana, "Llamé al cliente.")
+    assert not Notificacion.objects.exists()
+    pagina = _cliente(ana).get(f"/tickets/{ticket.numero}/").content.decode()
+    assert "Llamé al cliente." in pagina
+
+
+def test_it_changes_the_priority_and_transfers(ticket, ana, redes):
+    cliente = _cliente(ana)
+    cliente.post(f"/tickets/{ticket.numero}/prioridad", {"prioridad": "urgente"})
+    ticket.refresh_from_db()
+    assert ticket.prioridad == "urgente"
+    respuesta = cliente.post(f"/tickets/{ticket.numero}/transferir", {"departamento": redes.pk})
+    ticket.refresh_from_db()
+    assert ticket.departamento == redes
+    # Ana no longer sees it: she is not sent back to a page that would answer 404.
+    assert respuesta["Location"] != f"/tickets/{ticket.numero}/"
+
+
+def test_it_merges_only_when_confirmed_and_into_a_ticket_the_agent_sees(
+    ticket, soporte, redes, ana
+):
+    destino = Ticket.objects.create(numero=600, asunto="El mismo problema", departamento=soporte)
+    ajeno = Ticket.objects.create(numero=700, asunto="Otro departamento", departamento=redes)
+    cliente = _cliente(ana)
+    cliente.post(f"/tickets/{ticket.numero}/fusionar", {"destino": destino.numero})
+    cliente.post(f"/tickets/{ticket.numero}/fusionar", {"destino": ajeno.numero, "confirmar": "on"})
+    ticket.refresh_from_db()
+    assert ticket.fusionado_en is None
+    respuesta = cliente.post(
+        f"/tickets/{ticket.numero}/fusionar", {"destino": destino.numero, "confirmar": "on"}
+    )
+    assert respuesta["Location"] == f"/tickets/{destino.numero}/"
+    ticket.refresh_from_db()
+    assert (ticket.relacionado, ticket.estado) == (destino, "cerrado")
+    pagina = cliente.get(f"/tickets/{ticket.numero}/").content.decode()
+    assert "Este ticket se fusionó en el ticket #600." in pagina
+
+
+def test_a_merge_refused_by_the_service_is_told(ticket, ana):
+    respuesta = _cliente(ana).post(
+        f"/tickets/{ticket.numero}/fusionar",
+        {"destino": ticket.numero, "confirmar": "on"},
+        follow=True,
+    )
+    assert "Un ticket no se puede fusionar consigo mismo." in respuesta.content.decode()
+
+
+def test_a_canned_response_fills_the_reply_with_and_without_htmx(ticket, ana, soporte):
+    canned = RespuestaPredefinida.objects.create(
+        nombre="Saludo",
+        departamento=soporte,
+        texto="Hola {{ solicitante.nombre }}, sobre el ticket {{ ticket.numero }}: <b>",
+    )
+    RespuestaPredefinida.objects.create(nombre="Inactiva", texto="x", activa=False)
+    cliente = _cliente(ana)
+    pagina = cliente.get(f"/tickets/{ticket.numero}/?predefinida={canned.pk}").content.decode()
+    assert "Hola Cliente, sobre el ticket 501: &lt;b&gt;</textarea>" in pagina
+    assert "Inactiva" not in pagina
+    parcial = cliente.get(
+        f"/tickets/{ticket.numero}/predefinida?predefinida={canned.pk}", HTTP_HX_REQUEST="true"
+    ).content.decode()
+    assert parcial.strip().startswith("<textarea") and "ticket 501: &lt;b&gt;" in parcial
+    assert cliente.get(f"/tickets/{ticket.numero}/predefinida?predefinida=999").status_code == 404
 
 
 # --- Downloads ------------------------------------------------------------------------------
