@@ -47,7 +47,19 @@ def _direcciones(valor: str) -> list[str]:
     return list(dict.fromkeys(direcciones))
 
 
-class RespuestaForm(forms.Form):
+class ConIds(forms.Form):
+    """Several forms share the page: each names its fields' ids after itself (`respuesta_texto`,
+    `nota_texto`…) so no two ids are equal."""
+
+    prefijo_id = ""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("auto_id", f"{self.prefijo_id}_%s")
+        super().__init__(*args, **kwargs)
+
+
+class RespuestaForm(ConIds):
+    prefijo_id = "respuesta"
     texto = forms.CharField(label=_("Reply"), widget=forms.Textarea(attrs={"rows": 8}))
     cc = forms.CharField(
         label=_("Cc"),
@@ -68,11 +80,13 @@ class RespuestaForm(forms.Form):
         return _direcciones(self.cleaned_data["cc"])
 
 
-class NotaForm(forms.Form):
-    texto = forms.CharField(label=_("Internal note"), widget=forms.Textarea(attrs={"rows": 4}))
+class NotaForm(ConIds):
+    prefijo_id = "nota"
+    texto = forms.CharField(label=_("Note"), widget=forms.Textarea(attrs={"rows": 4}))
 
 
-class AsignarForm(forms.Form):
+class AsignarForm(ConIds):
+    prefijo_id = "asignar"
     agente = forms.TypedChoiceField(
         label=_("Assignee"), coerce=int, required=False, empty_value=None
     )
@@ -85,21 +99,25 @@ class AsignarForm(forms.Form):
         ]
 
 
-class EstadoForm(forms.Form):
+class EstadoForm(ConIds):
+    prefijo_id = "estado"
     estado = forms.ChoiceField(label=_("State"), choices=Ticket.Estado.choices)
 
 
-class PrioridadForm(forms.Form):
+class PrioridadForm(ConIds):
+    prefijo_id = "prioridad"
     prioridad = forms.ChoiceField(label=_("Priority"), choices=Prioridad.choices)
 
 
-class TransferirForm(forms.Form):
+class TransferirForm(ConIds):
+    prefijo_id = "transferir"
     departamento = forms.ModelChoiceField(
         label=_("Department"), queryset=Departamento.objects.order_by("nombre")
     )
 
 
-class FusionarForm(forms.Form):
+class FusionarForm(ConIds):
+    prefijo_id = "fusionar"
     destino = forms.IntegerField(label=_("Merge into ticket number"), min_value=1)
     confirmar = forms.BooleanField(
         label=_("I understand that this ticket will be closed and its thread moved."),
