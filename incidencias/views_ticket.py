@@ -12,7 +12,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.db.models import Prefetch, Q
+from django.db.models import Q
 from django.http import FileResponse, Http404
 from django.shortcuts import redirect, render
 from django.urls import NoReverseMatch, reverse
@@ -35,6 +35,7 @@ from .forms_ticket import (
 from .models import Adjunto, DetalleTicket, Prioridad, Ticket
 from .presencia import presencia_marcar
 from .selectors import (
+    hilo,
     puede_trabajar,
     respuestas_predefinidas,
     ticket_para_usuario,
@@ -117,13 +118,9 @@ def html_para_pagina(html: str, imagenes: dict[str, str]) -> str:
 
 
 def _hilo(ticket: Ticket) -> list[DetalleTicket]:
-    """The thread with authors and attachments: two queries, whatever its length."""
-    entradas = list(
-        DetalleTicket.objects.filter(ticket=ticket)
-        .select_related("autor")
-        .prefetch_related(Prefetch("adjuntos", queryset=Adjunto.objects.order_by("id")))
-        .order_by("creado", "id")
-    )
+    """The thread (`selectors.hilo`: constant queries), each attachment with its URL and each
+    HTML body sanitised for the page."""
+    entradas = hilo(ticket=ticket)
     for entrada in entradas:
         adjuntos = list(entrada.adjuntos.all())
         for adjunto in adjuntos:
