@@ -60,7 +60,9 @@ class ConIds(forms.Form):
 
 class RespuestaForm(ConIds):
     prefijo_id = "respuesta"
-    texto = forms.CharField(label=_("Reply"), widget=forms.Textarea(attrs={"rows": 8}))
+    texto = forms.CharField(
+        label=_("Reply"), widget=forms.Textarea(attrs={"rows": 8, "aria-keyshortcuts": "r"})
+    )
     cc = forms.CharField(
         label=_("Cc"),
         required=False,
@@ -82,7 +84,9 @@ class RespuestaForm(ConIds):
 
 class NotaForm(ConIds):
     prefijo_id = "nota"
-    texto = forms.CharField(label=_("Note"), widget=forms.Textarea(attrs={"rows": 4}))
+    texto = forms.CharField(
+        label=_("Note"), widget=forms.Textarea(attrs={"rows": 4, "aria-keyshortcuts": "n"})
+    )
 
 
 class AsignarForm(ConIds):

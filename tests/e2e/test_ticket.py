@@ -108,7 +108,9 @@ def test_an_agent_answers_a_customer_by_mail_and_works_the_ticket(
         sla = pagina.locator("#sla")
         assert "restantes" in sla.inner_text()  # the first response is due in two hours
         assert pagina.get_by_text("No tengo internet desde ayer.").is_visible()
-        pagina.get_by_label("Respuesta", exact=True).fill("Reinicie el router, por favor.")
+        pagina.keyboard.press("r")  # the reply's shortcut
+        assert pagina.evaluate("document.activeElement.id") == "respuesta_texto"
+        pagina.keyboard.type("Reinicie el router, por favor.")
         pagina.get_by_label("Adjuntos").set_input_files(
             {"name": "pasos.txt", "mimeType": "text/plain", "buffer": b"1. Apagar\n2. Encender\n"}
         )
