@@ -1,7 +1,8 @@
 """The ticket page (`/tickets/<numero>/`): the thread, the work on the ticket and its downloads.
 
-Every view fetches through `_ticket_o_404` (404 outside `tickets_para_usuario`); every write
-goes through a service; actions answer POST only and redirect back to the page.
+Every view fetches through `_ticket_o_404` (404 outside `tickets_para_usuario`), actions through
+`_ticket_para_trabajar` (also 403 for who may only read); every write goes through a service;
+actions answer POST only and redirect back to the page.
 """
 
 from dataclasses import dataclass
