@@ -79,8 +79,8 @@ def canal(nombre: str) -> Canal | None:
 
 
 def enlace_ticket(ticket: Ticket) -> str:
-    """Absolute URL of the ticket's staff page."""
-    path = reverse("admin:incidencias_ticket_change", args=[ticket.pk])
+    """Absolute URL of the ticket's page in the agents' portal."""
+    path = reverse("ticket", args=[ticket.numero])
     return f"{settings.SITE_URL.rstrip('/')}{path}"
 
 

@@ -262,6 +262,10 @@ INGEST_MAX_BYTES = env.int("INGEST_MAX_BYTES", default=25 * 1024 * 1024)
 IMAP_MAX_BYTES = env.int("IMAP_MAX_BYTES", default=50 * 1024 * 1024)
 # A reply to a closed ticket reopens it within this many days; later, it opens a new ticket.
 TICKET_REABRIR_DIAS = env.int("TICKET_REABRIR_DIAS", default=7)
+# The ticket page: the largest total of files attached to one reply (bytes), and how often an
+# open page tells the server it is still open (seconds; "Ana is also viewing this ticket").
+TICKET_ADJUNTOS_MAX_BYTES = env.int("TICKET_ADJUNTOS_MAX_BYTES", default=10 * 1024 * 1024)
+PRESENCIA_SEGUNDOS = env.int("PRESENCIA_SEGUNDOS", default=20)
 # Seconds a process trusts its copy of mailboxes, routing rules and SLA policies.
 CONFIG_CACHE_SECONDS = env.float("CONFIG_CACHE_SECONDS", default=60.0)
 # Domain of the Message-IDs the portal generates (default: DEFAULT_FROM_EMAIL's domain).

@@ -119,6 +119,7 @@ urlpatterns = [
     path("v2/auth/gettoken", GetTokenView.as_view(), name="auth-gettoken"),
     path("api/", include(api_auth)),
     path("api/integra/", include("credenciales.urls")),
+    path("tickets/<int:numero>/", include("incidencias.urls_ticket")),
     path("cuenta/salir", salir, name="cuenta-salir"),
     path("cuenta/clave", cambiar_clave, name="cuenta-clave"),
     path("api/v1/", include(api_v1)),

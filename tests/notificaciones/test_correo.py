@@ -32,7 +32,7 @@ def test_it_mails_the_assignee_with_our_message_id_and_the_ticket_tag(smtp, tick
     assert mail["Auto-Submitted"] == "auto-generated"
     texto = mail.get_body(("plain",)).get_content()
     html = mail.get_body(("html",)).get_content()
-    assert f"/admin/incidencias/ticket/{ticket.pk}/change/" in texto
+    assert f"/tickets/{ticket.numero}/" in texto
     assert "Soporte" in texto and "Soporte" in html
     fila.refresh_from_db()
     assert (fila.estado, fila.intentos, fila.resultado) == (

@@ -81,8 +81,6 @@ def test_it_tells_nobody_of_their_own_action(synology, ticket, asignado):
 
 
 @pytest.mark.django_db
-def test_it_links_to_the_ticket_staff_page(ticket, settings):
+def test_it_links_to_the_ticket_page_of_the_portal(ticket, settings):
     settings.SITE_URL = "https://soporte.example.com/"
-    assert enlace_ticket(ticket) == (
-        f"https://soporte.example.com/admin/incidencias/ticket/{ticket.pk}/change/"
-    )
+    assert enlace_ticket(ticket) == "https://soporte.example.com/tickets/132/"

@@ -294,9 +294,7 @@ def test_it_tells_an_agent_of_the_department_a_tickets_state_assignee_and_sla(
         "Primera respuesta: vence el 04/03/2025 09:30, cumplido el 04/03/2025 09:00",
         "Resolución: vence el 06/03/2025 09:30",
     ]
-    assert texto.splitlines()[6].endswith(
-        f"/admin/incidencias/ticket/{ticket.pk}/change/|Abrir el ticket>"
-    )
+    assert texto.splitlines()[6].endswith(f"/tickets/{ticket.numero}/|Abrir el ticket>")
 
 
 @pytest.mark.parametrize("quien", ["asignado", "jefe", "staff"])

@@ -95,7 +95,7 @@ def test_it_posts_a_department_notification_to_its_channel(synology, ticket, can
     (payload,) = synology.payloads()
     assert payload["text"].startswith("Nuevo ticket #132\n")
     assert f"<{enlace_ticket(ticket)}|Abrir el ticket>" in payload["text"]
-    assert enlace_ticket(ticket).endswith(f"/admin/incidencias/ticket/{ticket.pk}/change/")
+    assert enlace_ticket(ticket).endswith(f"/tickets/{ticket.numero}/")
 
 
 def test_it_fails_permanently_for_a_department_without_an_active_channel(ticket, soporte, canal):
