@@ -84,6 +84,7 @@ urlpatterns = [
     path("v2/auth/gettoken", GetTokenView.as_view(), name="auth-gettoken"),
     path("api/", include(api_auth)),
     path("api/integra/", include("credenciales.urls")),
+    path("credenciales/", include("credenciales.urls_paginas")),
     path("cuenta/salir", salir, name="cuenta-salir"),
     path("cuenta/clave", cambiar_clave, name="cuenta-clave"),
     path("cuenta/2fa/", dosfa_enrolar, name="dosfa-enrolar"),
