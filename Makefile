@@ -51,6 +51,7 @@ bench: install
 	$(PY) bench/auth.py
 	$(PY) bench/ingest.py
 	$(PY) bench/sla.py
+	$(PY) bench/vault.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache

@@ -7,6 +7,7 @@ from incidencias import urls as project_urls
 from .baseline import BaselineUsuarioInternoView
 from .baseline_auth import BaselineUsuarioView
 from .baseline_sso import BaselineRefreshUserTokenView
+from .baseline_vault import BaselineRevelarView
 
 # Appended last, so the baselines pay for resolving past every project pattern.
 urlpatterns = [
@@ -18,6 +19,11 @@ urlpatterns = [
         name="bench-baseline-refresh",
     ),
     path("bench/baseline-user", BaselineUsuarioView.as_view(), name="bench-baseline-user"),
+    path(
+        "bench/baseline-revelar/<int:id>",
+        BaselineRevelarView.as_view(),
+        name="bench-baseline-revelar",
+    ),
 ]
 
 handler404 = project_urls.handler404

@@ -28,6 +28,7 @@ from . import selectors, services
 from .models import Credencial, MiembroUnidad, TipoCredencial
 
 MASCARA = "********"
+LIMITE_MAXIMO = 200
 CUENTAS_REGISTRADAS = "Cuentas registradas"
 CUENTA_REGISTRADA = "Cuenta registrada"
 CUENTA_ACTUALIZADA = "Cuenta actualizada"
@@ -41,6 +42,7 @@ CUENTA_NO_ENCONTRADA = "Cuenta no encontrada."
 TIPO_NO_ENCONTRADO = "Tipo no encontrado."
 MOTIVO_REQUERIDO = "Indique el motivo para revelar la clave."
 FUERA_DE_ALCANCE = "No puede gestionar cuentas de ese departamento o unidad."
+CLAVE_ILEGIBLE = "La clave guardada no se puede leer; avise al administrador."
 
 
 def tipo_en_uso(cuantas: int) -> str:
@@ -128,7 +130,10 @@ class PermisoModelo(BasePermission):
 
     def has_permission(self, request, view):
         permiso = view.permisos.get(request.method)
-        return permiso is not None and request.user.has_perm(permiso)
+        if permiso is None:
+            return False
+        selectors.permisos_cargar(request.user)  # one statement for every check to come
+        return request.user.has_perm(permiso)
 
 
 class PorMetodoScope(BasePermission):
@@ -286,6 +291,19 @@ class CredencialesView(IntegraAPIView):
             OpenApiParameter("idDepartamento", int, description="Department id."),
             OpenApiParameter("idUnidad", int, description="Unit id."),
             OpenApiParameter("buscar", str, description="Text in the account or the note."),
+            OpenApiParameter(
+                "limite",
+                int,
+                description="Optional page size (1 to 200). Without it, every credential is "
+                'answered, as in the seed. With it, a `Link: <…>; rel="next"` header points '
+                "to the next page while there is one.",
+            ),
+            OpenApiParameter(
+                "despues",
+                int,
+                description="Optional: the `id` of the last credential of the previous page "
+                "(keyset pagination, in the list's order: department, account, id).",
+            ),
         ],
         responses=integra_responses("IntegraCuentas", CuentaSalida(many=True)),
         examples=[
@@ -303,7 +321,31 @@ class CredencialesView(IntegraAPIView):
             unidad_id=_entero(request, "idUnidad"),
             texto=request.query_params.get("buscar", "")[:200],
         )
-        return self.ok([credencial_json(c) for c in qs], CUENTAS_REGISTRADAS)
+        limite = _entero(request, "limite")
+        if limite is None:
+            return self.ok([credencial_json(c) for c in qs], CUENTAS_REGISTRADAS)
+        if not 1 <= limite <= LIMITE_MAXIMO:
+            raise ApiError(
+                422,
+                ENVELOPE_C.message_for(422),
+                errors={"limite": [f"Debe estar entre 1 y {LIMITE_MAXIMO}."]},
+            )
+        despues = _entero(request, "despues")
+        if despues is not None:
+            try:
+                qs = selectors.credenciales_despues_de(qs, despues)
+            except Credencial.DoesNotExist:
+                raise ApiError(
+                    422, ENVELOPE_C.message_for(422), errors={"despues": ["Cuenta no encontrada."]}
+                ) from None
+        pagina = list(qs[: limite + 1])
+        response = self.ok([credencial_json(c) for c in pagina[:limite]], CUENTAS_REGISTRADAS)
+        if len(pagina) > limite:
+            siguiente = request.GET.copy()
+            siguiente["despues"] = str(pagina[limite - 1].pk)
+            url = request.build_absolute_uri(f"{request.path}?{siguiente.urlencode()}")
+            response["Link"] = f'<{url}>; rel="next"'
+        return response
 
     @extend_schema(
         operation_id="integra_credenciales_crear",
@@ -388,10 +430,14 @@ class RevelarView(IntegraAPIView):
         tags=["Integra"],
         request=RevelarEntrada,
         responses=integra_responses(
-            "IntegraClaveRevelada", ClaveSalida(), {404: CUENTA_NO_ENCONTRADA}
+            "IntegraClaveRevelada",
+            ClaveSalida(),
+            {404: CUENTA_NO_ENCONTRADA, 409: CLAVE_ILEGIBLE},
         ),
         description="The secret in clear, after writing the audit row (who, when, IP, reason). "
-        "`motivo` is required when CREDENCIALES_MOTIVO_OBLIGATORIO is on.",
+        "`motivo` is required when CREDENCIALES_MOTIVO_OBLIGATORIO is on. A stored secret that "
+        "does not decrypt (tampered with, or under a key no longer configured) answers 409 and "
+        "reveals nothing.",
         examples=[
             _ejemplo("Motivo", {"motivo": "Soporte al cliente"}, request=True),
             _ejemplo(
@@ -406,22 +452,25 @@ class RevelarView(IntegraAPIView):
     )
     @method_decorator(sensitive_variables("clave"))
     def post(self, request, id: int):
-        credencial = self.credencial(id)
         body = request.data if request.body else {}
         if not isinstance(body, dict):
             raise ApiError(400, ENVELOPE_C.message_for(400))
         datos = RevelarEntrada(data=body)
         datos.is_valid(raise_exception=True)
         try:
-            clave = services.credencial_revelar(
-                credencial=credencial,
+            clave = services.credencial_revelar_visible(
+                pk=id,
                 usuario=request.user,
                 ip=bitacora.client_ip(request),
                 motivo=datos.validated_data["motivo"],
             )
         except services.MotivoRequerido:
             raise ApiError(422, MOTIVO_REQUERIDO, errors={"motivo": [MOTIVO_REQUERIDO]}) from None
-        response = self.ok({"id": credencial.pk, "clave": clave}, CLAVE_REVELADA)
+        except Credencial.DoesNotExist:  # or one the user does not see: the same answer
+            raise ApiError(404, CUENTA_NO_ENCONTRADA) from None
+        except services.ClaveIlegible:
+            raise ApiError(409, CLAVE_ILEGIBLE) from None
+        response = self.ok({"id": id, "clave": clave}, CLAVE_REVELADA)
         response["Cache-Control"] = "no-store"
         return response
 

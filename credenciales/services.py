@@ -1,14 +1,29 @@
 """Services of the credential vault. Every change of a secret keeps the earlier one
 (`HistorialClave`) and every action writes its audit row (`AccesoCredencial`) in the same
-transaction: if the row cannot be written, nothing changes and nothing is revealed."""
+transaction: if the row cannot be written, nothing changes and nothing is revealed.
+
+A stored secret that does not decrypt (tampered with, or under a key no longer configured) is
+never answered: `credencial_revelar` logs it (without any value) and raises `ClaveIlegible`."""
+
+import csv
+import io
+import logging
+from collections.abc import Iterator
+from datetime import date, datetime, time
 
 from django.conf import settings
-from django.db import transaction
+from django.core.exceptions import PermissionDenied
+from django.db import connection, transaction
+from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
+from sso.crypto import DecryptionError
 from sso.models import Departamento, Unidad
 
+from . import selectors
 from .models import AccesoCredencial, Credencial, HistorialClave, TipoCredencial
+
+logger = logging.getLogger("credenciales")
 
 
 class TipoEnUso(Exception):
@@ -19,6 +34,14 @@ class TipoEnUso(Exception):
 
 class MotivoRequerido(Exception):
     pass
+
+
+class ClaveIlegible(Exception):
+    """The stored secret does not decrypt: tampered with, bound elsewhere or an unknown key."""
+
+    def __init__(self, credencial_id: int):
+        super().__init__(f"the stored secret of credential {credencial_id} does not decrypt")
+        self.credencial_id = credencial_id
 
 
 def _describir(credencial: Credencial) -> str:
@@ -114,20 +137,244 @@ def credencial_borrar(*, credencial: Credencial, por=None, ip=None) -> None:
 
 @sensitive_variables("clave")
 def credencial_revelar(*, credencial: Credencial, usuario, ip=None, motivo: str = "") -> str:
-    """The clear secret, read in the transaction that writes its audit row."""
+    """The clear secret, read in the transaction that writes its audit row. The caller has
+    checked that the user may reveal it (`credencial_revelar_visible` checks it itself)."""
+    return _revelar(pk=credencial.pk, alcance=None, usuario=usuario, ip=ip, motivo=motivo)
+
+
+@sensitive_variables("clave")
+def credencial_revelar_visible(*, pk: int, usuario, ip=None, motivo: str = "") -> str:
+    """The clear secret of credential `pk` if `usuario` sees it (`selectors`' rule), read in
+    the transaction that writes its audit row; otherwise `Credencial.DoesNotExist`, as for one
+    that does not exist. The reveal permission is the caller's to check.
+
+    On PostgreSQL the visibility check, the audit row and the read are one statement."""
+    if connection.vendor != "postgresql":
+        credencial = selectors.credencial_para_revelar(usuario, pk)
+        if credencial is None:
+            raise Credencial.DoesNotExist
+        return credencial_revelar(credencial=credencial, usuario=usuario, ip=ip, motivo=motivo)
+    alcance = selectors.alcance(usuario)
+    if alcance is False:
+        raise Credencial.DoesNotExist
+    return _revelar(pk=pk, alcance=alcance, usuario=usuario, ip=ip, motivo=motivo)
+
+
+@sensitive_variables("clave")
+def _revelar(*, pk: int, alcance, usuario, ip, motivo) -> str:
     motivo = (motivo or "").strip()
     if getattr(settings, "CREDENCIALES_MOTIVO_OBLIGATORIO", False) and not motivo:
         raise MotivoRequerido()
-    with transaction.atomic():
-        acceso_registrar(
-            credencial=credencial,
-            usuario=usuario,
-            accion=AccesoCredencial.Accion.REVELAR,
-            ip=ip,
-            motivo=motivo,
+    try:
+        with transaction.atomic():  # decrypted before commit: a row if and only if revealed
+            if connection.vendor == "postgresql":
+                clave = _revelar_en_una_sentencia(
+                    pk=pk, alcance=alcance, usuario=usuario, ip=ip, motivo=motivo
+                )
+            else:
+                credencial = Credencial.objects.only(
+                    "id", "departamento_id", "unidad_id", "usuario"
+                ).get(pk=pk)
+                acceso_registrar(
+                    credencial=credencial,
+                    usuario=usuario,
+                    accion=AccesoCredencial.Accion.REVELAR,
+                    ip=ip,
+                    motivo=motivo,
+                )
+                clave = Credencial.objects.values_list("clave", flat=True).get(pk=pk)
+    except DecryptionError as exc:
+        # Fail closed: the audit row is rolled back with the read, nothing is answered, and
+        # the log says which row (never a value: the error names at most a key id).
+        logger.error(
+            "Credential %s: the stored secret does not decrypt (%s); nothing revealed to user %s",
+            pk,
+            exc,
+            getattr(usuario, "pk", None),
         )
-        clave = Credencial.objects.values_list("clave", flat=True).get(pk=credencial.pk)
+        raise ClaveIlegible(pk) from None
     return str(clave)
+
+
+# The audit row and the read of the stored value in one statement (one round trip): the row is
+# written only if the credential is there (and, with a scope, visible to the user), and the
+# value is returned only with the row. The caller decrypts it before its transaction commits,
+# so a value that does not decrypt leaves no row saying it was revealed. The description is
+# `_describir`'s, built in SQL.
+_REVELAR_SQL = """
+WITH c AS (SELECT {id}, {departamento}, {unidad}, {usuario}, {clave}
+             FROM {credenciales}
+            WHERE {id} = %(pk)s {alcance}),
+     a AS (INSERT INTO {accesos} ({a_usuario}, {a_credencial}, {a_descripcion}, {a_accion},
+                                  {a_momento}, {a_ip}, {a_motivo})
+           SELECT %(usuario)s, c.{id},
+                  LEFT(c.{id} || ' ' || c.{departamento} || '/'
+                       || COALESCE(c.{unidad}::text, 'None') || ' ' || c.{usuario}, 400),
+                  %(accion)s, %(momento)s, %(ip)s, %(motivo)s
+             FROM c
+           RETURNING {a_credencial})
+SELECT c.{clave} FROM c JOIN a ON a.{a_credencial} = c.{id}
+"""
+
+# The user's department; every unit for its head, else those of no unit and the user's own.
+_ALCANCE_SQL = """
+              AND {departamento} = %(departamento)s
+              AND (%(jefe)s OR {unidad} IS NULL
+                   OR {unidad} IN (SELECT m.{m_unidad} FROM {miembros} m
+                                    WHERE m.{m_usuario} = %(usuario)s))"""
+
+
+def _revelar_en_una_sentencia(*, pk, alcance, usuario, ip, motivo) -> str:
+    from incidencias.db import cursor_preparado, sentencia
+
+    from .models import MiembroUnidad
+
+    campo = Credencial._meta.get_field("clave")
+    c = Credencial._meta.get_field
+    a = AccesoCredencial._meta.get_field
+    m = MiembroUnidad._meta.get_field
+
+    def nombres(q):
+        return {
+            "credenciales": q(Credencial._meta.db_table),
+            "id": q(Credencial._meta.pk.column),
+            "departamento": q(c("departamento").column),
+            "unidad": q(c("unidad").column),
+            "usuario": q(c("usuario").column),
+            "clave": q(campo.column),
+            "accesos": q(AccesoCredencial._meta.db_table),
+            "a_usuario": q(a("usuario").column),
+            "a_credencial": q(a("credencial").column),
+            "a_descripcion": q(a("credencial_descripcion").column),
+            "a_accion": q(a("accion").column),
+            "a_momento": q(a("momento").column),
+            "a_ip": q(a("ip").column),
+            "a_motivo": q(a("motivo").column),
+            "miembros": q(MiembroUnidad._meta.db_table),
+            "m_unidad": q(m("unidad").column),
+            "m_usuario": q(m("usuario").column),
+        }
+
+    if alcance is None:  # every credential (checked by the caller, or staff who see all)
+        sql = sentencia(connection, _REVELAR_SQL.replace("{alcance}", ""), nombres)
+    else:
+        plantilla = _REVELAR_SQL.replace("{alcance}", _ALCANCE_SQL)
+        sql = sentencia(connection, plantilla, nombres)
+    usuario_id = getattr(usuario, "pk", None)
+    params = {
+        "pk": pk,
+        "usuario": usuario_id,
+        "accion": AccesoCredencial.Accion.REVELAR.value,
+        "momento": timezone.now(),
+        "ip": ip,
+        "motivo": motivo[:500],
+    }
+    if alcance is not None:
+        params["departamento"], params["jefe"] = alcance
+    with cursor_preparado(connection.alias) as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    if row is None:  # not there (or not visible): nothing written, nothing revealed
+        raise Credencial.DoesNotExist
+    return campo.from_db_value(row[0], None, connection)
+
+
+def credencial_registrar_copia(*, credencial: Credencial, usuario, ip=None) -> AccesoCredencial:
+    """Record that the user copied the secret (the page's copy button) to the clipboard."""
+    return acceso_registrar(
+        credencial=credencial, usuario=usuario, accion=AccesoCredencial.Accion.COPIAR, ip=ip
+    )
+
+
+# --- The audit log as CSV -------------------------------------------------------------------
+
+COLUMNAS_CSV = ("momento", "usuario", "accion", "credencial_id", "credencial", "ip", "motivo")
+_FORMULA = ("=", "+", "-", "@", "\t", "\r")
+
+
+def celda_segura(valor) -> str:
+    """A CSV cell a spreadsheet will not run: text starting like a formula gets a quote."""
+    texto = "" if valor is None else str(valor)
+    return "'" + texto if texto.startswith(_FORMULA) else texto
+
+
+def _momento(valor, *, fin: bool):
+    """A date as the start (or the end) of that day in the site's time zone; datetimes as is."""
+    if valor is None or isinstance(valor, datetime):
+        return valor
+    if isinstance(valor, date):
+        return timezone.make_aware(datetime.combine(valor, time.max if fin else time.min))
+    raise TypeError("desde/hasta: a date or a datetime")
+
+
+def accesos_exportar_csv(
+    *, usuario, credencial: Credencial | None = None, desde=None, hasta=None, ip=None
+) -> Iterator[str]:
+    """The audit log (of one credential, or of every one the user sees) as CSV lines, oldest
+    first, streamed from the database. Writes the `exportar` audit row at once, before a line
+    is produced. Needs `view_accesocredencial`; a credential the user cannot see raises
+    `Credencial.DoesNotExist`, as one that does not exist. Never a secret: the rows hold none.
+
+    `desde`/`hasta` (dates or datetimes) are inclusive; a date covers the whole day."""
+    if not usuario.is_authenticated or not usuario.has_perm("credenciales.view_accesocredencial"):
+        raise PermissionDenied
+    visibles = selectors.credenciales_visibles(usuario)
+    if credencial is not None and not visibles.filter(pk=credencial.pk).exists():
+        raise Credencial.DoesNotExist
+    inicio, fin = _momento(desde, fin=False), _momento(hasta, fin=True)
+    filas = selectors.accesos_visibles(usuario)
+    if credencial is not None:
+        filas = filas.filter(credencial_id=credencial.pk)
+    if inicio is not None:
+        filas = filas.filter(momento__gte=inicio)
+    if fin is not None:
+        filas = filas.filter(momento__lte=fin)
+    alcance = f"{credencial.pk}" if credencial is not None else "*"
+    periodo = f"{inicio.isoformat() if inicio else ''}..{fin.isoformat() if fin else ''}"
+    with transaction.atomic():
+        if credencial is not None:
+            acceso_registrar(
+                credencial=credencial,
+                usuario=usuario,
+                accion=AccesoCredencial.Accion.EXPORTAR,
+                ip=ip,
+                motivo=f"CSV {periodo}",
+            )
+        else:
+            AccesoCredencial.objects.create(
+                credencial=None,
+                credencial_descripcion=f"{alcance} (CSV)",
+                usuario=usuario,
+                accion=AccesoCredencial.Accion.EXPORTAR,
+                ip=ip,
+                motivo=f"CSV {periodo}"[:500],
+            )
+    columnas = (
+        "momento",
+        "usuario__username",
+        "accion",
+        "credencial_id",
+        "credencial_descripcion",
+        "ip",
+        "motivo",
+    )
+    consulta = filas.order_by("momento", "pk").values_list(*columnas)
+    return _csv_lineas(consulta)
+
+
+def _csv_lineas(consulta) -> Iterator[str]:
+    buffer = io.StringIO()
+    escritor = csv.writer(buffer)
+
+    def linea(valores) -> str:
+        buffer.seek(0)
+        buffer.truncate()
+        escritor.writerow([celda_segura(v) for v in valores])
+        return buffer.getvalue()
+
+    yield linea(COLUMNAS_CSV)
+    for momento, *resto in consulta.iterator(chunk_size=500):
+        yield linea([timezone.localtime(momento).isoformat(timespec="seconds"), *resto])
 
 
 def tipo_crear(*, nombre: str) -> TipoCredencial:

@@ -84,11 +84,13 @@ def encrypted_fields():
                 yield model, field
 
 
-def reencrypt_all(batch_size: int = 500) -> dict[str, int]:
+def reencrypt_all(batch_size: int = 500, despues_de_lote=None) -> dict[str, int]:
     """Re-encrypt under the active key every stored secret written under an older one.
 
     Works on the raw column so no clear value is kept on model instances; each row is
     updated only if it still holds the value read, so a concurrent edit is never overwritten.
+    Each batch is its own short transaction, so readers never wait and the site stays up;
+    `despues_de_lote()`, if given, is called after each batch commits.
     """
     from django.db import connection, transaction
 
@@ -122,6 +124,8 @@ def reencrypt_all(batch_size: int = 500) -> dict[str, int]:
                         [fresh, row_pk, stored],
                     )
                     done += cursor.rowcount
+            if despues_de_lote is not None:
+                despues_de_lote()
             last = rows[-1][0]
         counts[model._meta.label + "." + field.name] = done
     return counts
