@@ -131,3 +131,54 @@ class CredencialForm(forms.Form):
 
 class RevelarForm(forms.Form):
     motivo = forms.CharField(label=_("Reason"), required=False, max_length=500)
+
+
+def personas_visibles(usuario):
+    """The people a department head (or staff who see every department) may report on or
+    filter the audit log by: their department's, or everyone's; those who left included."""
+    from sso.models import Usuario
+
+    qs = Usuario.objects.order_by("first_name", "last_name", "username")
+    if selectors.puede_ver_todas(usuario):
+        return qs
+    return qs.filter(departamento_id=usuario.departamento_id)
+
+
+class PersonaChoiceField(forms.ModelChoiceField):
+    def label_from_instance(self, obj):
+        nombre = obj.get_full_name() or obj.get_username()
+        return nombre if obj.is_active else _("%(nombre)s (inactive)") % {"nombre": nombre}
+
+
+class ExportarForm(forms.Form):
+    """The audit log export's filters (a credential comes from its own audit log page)."""
+
+    credencial = forms.IntegerField(required=False, widget=forms.HiddenInput)
+    persona = PersonaChoiceField(
+        label=_("Person"), queryset=None, required=False, empty_label=_("Everyone")
+    )
+    desde = forms.DateField(
+        label=_("From"), required=False, widget=forms.DateInput(attrs={"type": "date"})
+    )
+    hasta = forms.DateField(
+        label=_("To"), required=False, widget=forms.DateInput(attrs={"type": "date"})
+    )
+
+    def __init__(self, *args, usuario, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["persona"].queryset = personas_visibles(usuario)
+
+    def clean(self):
+        datos = super().clean()
+        desde, hasta = datos.get("desde"), datos.get("hasta")
+        if desde and hasta and desde > hasta:
+            self.add_error("hasta", _("The end is before the start."))
+        return datos
+
+
+class InformeForm(forms.Form):
+    usuario = PersonaChoiceField(label=_("Person"), queryset=None)
+
+    def __init__(self, *args, por, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["usuario"].queryset = personas_visibles(por)

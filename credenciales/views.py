@@ -11,7 +11,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
-from django.http import Http404
+from django.http import Http404, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
@@ -21,7 +21,7 @@ from django.views.decorators.http import require_POST
 from sso.bitacora import client_ip
 
 from . import selectors, services
-from .forms import CredencialForm, FiltroForm, RevelarForm
+from .forms import CredencialForm, ExportarForm, FiltroForm, InformeForm, RevelarForm
 from .models import AccesoCredencial, Credencial
 
 POR_PAGINA = 50
@@ -52,7 +52,17 @@ def _permisos(usuario) -> dict:
     return {
         accion: usuario.has_perm(f"credenciales.{accion}_credencial")
         for accion in ("add", "change", "delete", "revelar")
-    } | {"auditar": usuario.has_perm("credenciales.view_accesocredencial")}
+    } | {
+        "auditar": usuario.has_perm("credenciales.view_accesocredencial"),
+        "informe": _informe(usuario),
+    }
+
+
+def _informe(usuario) -> bool:
+    """The per-user report is for department heads and staff who read the audit log."""
+    return (usuario.jefe or selectors.puede_ver_todas(usuario)) and usuario.has_perm(
+        "credenciales.view_accesocredencial"
+    )
 
 
 @login_required
@@ -165,6 +175,8 @@ def revelar(request, pk: int):
         )
     except services.MotivoRequerido:
         contexto["error"] = _("Give the reason for revealing the secret.")
+    except services.ClaveIlegible:
+        contexto["error"] = _("The stored secret cannot be read; nothing was revealed.")
     response = render(request, "credenciales/parciales/revelada.html", contexto)
     response["Cache-Control"] = "no-store"
     return response
@@ -184,5 +196,60 @@ def accesos(request, pk: int):
     credencial = _credencial(request, pk, permiso="credenciales.view_accesocredencial")
     filas = AccesoCredencial.objects.filter(credencial=credencial).select_related("usuario")
     pagina = Paginator(filas, POR_PAGINA).get_page(request.GET.get("pagina"))
-    contexto = {"credencial": credencial, "pagina": pagina, "permisos": _permisos(request.user)}
+    contexto = {
+        "credencial": credencial,
+        "pagina": pagina,
+        "exportar": ExportarForm(initial={"credencial": credencial.pk}, usuario=request.user),
+    }
     return render(request, "credenciales/accesos.html", contexto)
+
+
+@never_cache
+@require_POST
+@login_required
+def copiar(request, pk: int):
+    """Records that the secret of a revealed fragment was copied (htmx, after the copy)."""
+    credencial = _credencial(request, pk, permiso="credenciales.revelar_credencial")
+    services.credencial_registrar_copia(
+        credencial=credencial, usuario=request.user, ip=client_ip(request)
+    )
+    return HttpResponse(status=204)
+
+
+@login_required
+def exportar(request):
+    """The audit log as CSV (of one credential, a person, a period); the export is recorded."""
+    _exigir(request, "credenciales.view_accesocredencial")
+    form = ExportarForm(request.POST if request.method == "POST" else None, usuario=request.user)
+    if request.method == "POST" and form.is_valid():
+        datos = form.cleaned_data
+        credencial = None
+        if datos["credencial"] is not None:
+            credencial = _credencial(request, datos["credencial"])
+        lineas = services.accesos_exportar_csv(
+            usuario=request.user,
+            credencial=credencial,
+            persona=datos["persona"],
+            desde=datos["desde"],
+            hasta=datos["hasta"],
+            ip=client_ip(request),
+        )
+        respuesta = StreamingHttpResponse(lineas, content_type="text/csv; charset=utf-8")
+        respuesta["Content-Disposition"] = 'attachment; filename="accesos.csv"'
+        respuesta["Cache-Control"] = "no-store"
+        return respuesta
+    return render(request, "credenciales/exportar.html", {"form": form})
+
+
+@login_required
+def informe(request):
+    """What a person revealed and could reveal: the list to rotate when they leave."""
+    if not _informe(request.user):
+        raise PermissionDenied
+    form = InformeForm(request.GET or None, por=request.user)
+    resultado = None
+    if form.is_valid():
+        resultado = selectors.informe_usuario(
+            usuario_objetivo=form.cleaned_data["usuario"], por=request.user
+        )
+    return render(request, "credenciales/informe.html", {"form": form, "informe": resultado})

@@ -60,7 +60,7 @@ def boveda(transactional_db):
 
 
 def test_it_walks_through_the_vault(pagina, entrar, boveda, auditar, captura, settings):
-    settings.CREDENCIALES_REVELAR_SEGUNDOS = 2
+    settings.CREDENCIALES_REVELAR_SEGUNDOS = 4
     pagina.context.grant_permissions(["clipboard-read", "clipboard-write"])
     entrar(pagina, boveda)
 
@@ -110,6 +110,13 @@ def test_it_walks_through_the_vault(pagina, entrar, boveda, auditar, captura, se
     assert AccesoCredencial.objects.filter(
         credencial=nueva, accion="revelar", motivo="Mantenimiento"
     ).exists()
+    # Copy: to the clipboard, then recorded.
+    with pagina.expect_response("**/copiar") as copia:
+        pagina.get_by_role("button", name="Copiar").click()
+    assert copia.value.status == 204
+    pagina.get_by_text("Copiada.").wait_for()
+    assert pagina.evaluate("navigator.clipboard.readText()") == clave
+    assert AccesoCredencial.objects.filter(credencial=nueva, accion="copiar").exists()
     auditar(pagina, contexto="(credential, revealed)")
     captura(pagina, "credenciales-detalle")
     pagina.get_by_text("La clave se volvió a ocultar.").wait_for()
@@ -139,8 +146,16 @@ def test_it_walks_through_the_vault(pagina, entrar, boveda, auditar, captura, se
     pagina.get_by_role("link", name="Registro de accesos").click()
     pagina.get_by_role("heading", name="Registro de accesos").wait_for()
     assert pagina.get_by_role("cell", name="Mantenimiento").count() == 1
+    assert pagina.get_by_role("cell", name="copiar").count() == 1
     auditar(pagina, contexto="(audit log)")
     captura(pagina, "credenciales-accesos")
+    with pagina.expect_download() as descarga:
+        pagina.get_by_role("button", name="Exportar en CSV").click()
+    with open(descarga.value.path(), encoding="utf-8") as archivo:
+        csv = archivo.read()
+    assert ",revelar," in csv and ",Mantenimiento" in csv
+    assert clave not in csv and "Otra-Clave-Nueva-2026" not in csv
+    assert AccesoCredencial.objects.filter(credencial=nueva, accion="exportar").exists()
 
     pagina.go_back()
     pagina.get_by_role("link", name="Eliminar").click()
@@ -150,6 +165,20 @@ def test_it_walks_through_the_vault(pagina, entrar, boveda, auditar, captura, se
     pagina.get_by_role("button", name="Eliminar").click()
     pagina.get_by_text("Credencial eliminada.").wait_for()
     assert not Credencial.objects.filter(pk=nueva.pk).exists()
+
+    # The audit log export page and the per-person report.
+    pagina.get_by_role("link", name="Exportar el registro de accesos").click()
+    pagina.get_by_role("heading", name="Exportar el registro de accesos").wait_for()
+    auditar(pagina, contexto="(export)")
+    captura(pagina, "credenciales-exportar")
+    pagina.goto("/credenciales/")
+    pagina.get_by_role("link", name="Informe por persona").click()
+    pagina.get_by_label("Persona").select_option(label="Eva Ruiz")
+    pagina.get_by_role("button", name="Mostrar el informe").click()
+    pagina.get_by_role("heading", name="Lo que Eva Ruiz reveló").wait_for()
+    assert pagina.get_by_role("link", name="deploy@ci").count() >= 1
+    auditar(pagina, contexto="(report per person)")
+    captura(pagina, "credenciales-informe")
     assert pagina.errores_consola == []
 
 
