@@ -385,3 +385,17 @@ def test_it_reports_what_a_person_revealed_and_could_reveal(personas, credencial
     # Someone of another department is not a choice: the form refuses them.
     fuera = cliente.get(url, {"usuario": personas["otro_departamento"].pk}).content.decode()
     assert "otrodep" not in fuera and 'class="error"' in fuera
+
+
+def test_it_reveals_nothing_from_a_tampered_ciphertext(personas, credencial):
+    from .test_manipulacion import _alterar, _voltear_un_byte
+
+    _alterar(credencial, _voltear_un_byte)
+    cliente = _cliente(personas["revelador"])
+    # Lists and the detail page never decrypt: they still show the credential.
+    assert "dev@example.com" in cliente.get(reverse("credenciales:lista")).content.decode()
+    respuesta = cliente.post(reverse("credenciales:revelar", args=[credencial.pk]))
+    assert respuesta.status_code == 200
+    assert 'role="alert"' in respuesta.content.decode()
+    assert "data-valor" not in respuesta.content.decode()
+    assert not AccesoCredencial.objects.filter(accion="revelar").exists()
