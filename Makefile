@@ -52,6 +52,7 @@ bench: install
 	$(PY) bench/ingest.py
 	$(PY) bench/sla.py
 	$(PY) bench/vault.py
+	$(PY) bench/pages.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache

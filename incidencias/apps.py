@@ -7,6 +7,9 @@ class IncidenciasConfig(AppConfig):
     verbose_name = _("Tickets")
 
     def ready(self):
-        from .notificaciones import CanalCorreo, canal_registrar
+        from sso import avisos
+
+        from .notificaciones import CanalCorreo, avisar_personas, canal_registrar
 
         canal_registrar(CanalCorreo())
+        avisos.registrar(avisar_personas)

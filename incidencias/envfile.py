@@ -28,3 +28,5 @@ if __name__ == "__main__":
     # Single quotes: honcho (make run) keeps the spaces and turns each \\n into a line break;
     # settings.py does the same for a value read from ENV_FILE or the environment.
     print(f"OIDC_RSA_PRIVATE_KEY='{rsa_pem()}'")
+    # Mail the portal sends (acknowledgements, replies) lands in var/correo/, one file each.
+    print("EMAIL_BACKEND=django.core.mail.backends.filebased.EmailBackend")

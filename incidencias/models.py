@@ -1,14 +1,24 @@
 """The ticket domain: tickets, their thread, attachments, mailboxes, SLA policies, failed mail."""
 
+from datetime import UTC, datetime
+
 from django.conf import settings
 from django.contrib.postgres.search import SearchVectorField
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
+from django.db.models import Case, F, Value, When
+from django.db.models.functions import Coalesce
 from django.utils.translation import gettext_lazy as _
 
 from sso.fields import EncryptedTextField
 from sso.models import Departamento
+
+# `Ticket.orden_sla` when no target is pending: later than any real due date. Written into the
+# column's SQL as text in the format SQLite stores datetimes in (PostgreSQL reads it as UTC, the
+# time zone of Django's connections), so both databases compare it as the same instant.
+SIN_VENCIMIENTO = datetime(9999, 12, 31, tzinfo=UTC)
+SIN_VENCIMIENTO_SQL = "9999-12-31 00:00:00"
 
 
 class Calendario(models.Model):
@@ -350,6 +360,25 @@ class Ticket(models.Model):
         _("resolution breach raised at"), null=True, blank=True
     )
     sla_proximo = models.DateTimeField(_("next SLA check"), null=True, blank=True, editable=False)
+    # The queue's SLA order, computed by the database on every write: the due date of the
+    # target pending now (first response while unanswered, else resolution), SIN_VENCIMIENTO
+    # when nothing is pending (solved, closed, no policy), so "no due date" sorts last and the
+    # column is never NULL (a keyset cursor compares it as a plain value).
+    orden_sla = models.GeneratedField(
+        expression=Coalesce(
+            Case(
+                When(estado__in=["resuelto", "cerrado"], then=Value(None)),
+                When(primera_respuesta_en__isnull=True, then=F("vence_primera_respuesta")),
+                default=F("vence_resolucion"),
+                output_field=models.DateTimeField(),
+            ),
+            Value(SIN_VENCIMIENTO_SQL),
+            output_field=models.DateTimeField(),
+        ),
+        output_field=models.DateTimeField(),
+        db_persist=True,
+        verbose_name=_("SLA due (queue order)"),
+    )
     # Full-text search (PostgreSQL): kept up to date by a trigger on every write.
     busqueda = SearchVectorField(null=True, editable=False)
 
@@ -373,10 +402,25 @@ class Ticket(models.Model):
                 condition=models.Q(sla_proximo__isnull=False),
                 name="ticket_sla_proximo",
             ),
+            # The queue of a department in SLA order, keyset-paginated on (orden_sla, id); the
+            # dashboard's overdue count is a range on it too.
+            models.Index(fields=["departamento", "orden_sla", "id"], name="ticket_dep_orden_sla"),
+            # The dashboard's "solved today": only solved tickets have a value.
+            models.Index(
+                fields=["resuelto_en"],
+                condition=models.Q(resuelto_en__isnull=False),
+                name="ticket_resuelto_en",
+            ),
         ]
 
     def __str__(self):
         return f"#{self.numero} {self.asunto}"
+
+    @property
+    def vence_sla(self):
+        """The due date of the target pending now, or None when nothing is pending."""
+        vence = self.orden_sla
+        return None if vence is None or vence.year == SIN_VENCIMIENTO.year else vence
 
     @property
     def etiqueta(self) -> str:
@@ -536,6 +580,8 @@ class Notificacion(models.Model):
         SLA_INCUMPLIDO = "sla_incumplido", _("SLA breach")
         RESPUESTA_ENVIADA = "respuesta_enviada", _("reply sent")
         ACUSE = "acuse", _("acknowledgement to the requester")
+        # Not about a ticket: a message another app wrote for a person (`avisar_personas`).
+        AVISO = "aviso", _("notice")
 
     class Canal(models.TextChoices):
         SYNOLOGY = "synology", _("Synology Chat")
@@ -550,8 +596,14 @@ class Notificacion(models.Model):
 
     evento = models.CharField(_("event"), max_length=20, choices=Evento.choices)
     canal = models.CharField(_("channel"), max_length=10, choices=Canal.choices)
+    # None for a notice (`Evento.AVISO`): what it is about is in `datos`.
     ticket = models.ForeignKey(
-        Ticket, on_delete=models.CASCADE, related_name="notificaciones", verbose_name=_("ticket")
+        Ticket,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="notificaciones",
+        verbose_name=_("ticket"),
     )
     detalle = models.ForeignKey(
         DetalleTicket,
@@ -733,3 +785,37 @@ class PreferenciaNotificacion(models.Model):
             raise ValidationError({"destinatario": _("A department's rule needs a recipient.")})
         if self.usuario_id:
             self.destinatario = ""
+
+
+class FiltroGuardado(models.Model):
+    """A queue filter an agent saved under a name: the queue's query string and its order."""
+
+    class Orden(models.TextChoices):
+        SLA = "sla", _("SLA due date")
+        CREADO_DESC = "-creado", _("newest first")
+        CREADO = "creado", _("oldest first")
+        PRIORIDAD = "prioridad", _("priority")
+        ACTUALIZADO_DESC = "-actualizado", _("recently updated")
+
+    usuario = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="filtros_guardados",
+        verbose_name=_("user"),
+        db_index=False,  # filtro_guardado_unico leads with it
+    )
+    nombre = models.CharField(_("name"), max_length=80)
+    consulta = models.CharField(_("filters (query string)"), max_length=2000, blank=True)
+    orden = models.CharField(_("order"), max_length=15, choices=Orden.choices, default=Orden.SLA)
+    creado = models.DateTimeField(_("created"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("saved filter")
+        verbose_name_plural = _("saved filters")
+        ordering = ["nombre"]
+        constraints = [
+            models.UniqueConstraint(fields=["usuario", "nombre"], name="filtro_guardado_unico")
+        ]
+
+    def __str__(self):
+        return self.nombre

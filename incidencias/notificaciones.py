@@ -305,6 +305,51 @@ def notificar(
     return _encolar_al_confirmar([n for n in filas if n.estado == Estado.PENDIENTE])
 
 
+def avisar_personas(
+    *, usuarios, asunto: str, texto: str, datos: dict | None = None, unico: str
+) -> list[Notificacion]:
+    """The outbox's path for what is not about a ticket (registered as `sso.avisos`' delivery,
+    so apps that may not import this one use it): one email row per active person with an
+    address, `evento` AVISO, the subject and text as the caller wrote them (in the site's
+    language; never a secret), written in the caller's transaction and delivered after commit.
+
+    At most once per `unico`: a later call, or a concurrent one once the first commits, writes
+    nothing and returns []. Nobody to tell writes nothing either, so a later call (a head
+    appointed meanwhile) may still send it."""
+    if Notificacion.objects.filter(unico=unico).exists():
+        return []
+    vistos, filas = set(), []
+    ahora = timezone.now()
+    datos = {**(datos or {}), "asunto": asunto[:900], "texto": texto}
+    for usuario in usuarios:
+        if usuario.pk in vistos or not usuario.is_active or not usuario.email:
+            continue
+        vistos.add(usuario.pk)
+        filas.append(
+            Notificacion(
+                evento=Evento.AVISO,
+                canal=CORREO,
+                ticket=None,
+                usuario=usuario,
+                correo=usuario.email,
+                datos=datos,
+                proximo_intento=ahora,
+                idioma=settings.LANGUAGE_CODE,
+                message_id=_message_id_nuevo(),
+            )
+        )
+    if not filas:
+        return []
+    for i, n in enumerate(filas):
+        n.unico = unico if i == 0 else f"{unico}#{i}"
+    try:
+        with transaction.atomic():
+            Notificacion.objects.bulk_create(filas)
+    except IntegrityError:
+        return []  # written concurrently by another transaction that committed first
+    return _encolar_al_confirmar(filas)
+
+
 def notificar_lote(eventos: list[dict]) -> list[int]:
     """`notificar` for many once-only events at once (the SLA sweep), in a constant number of
     queries whatever their number: each item holds notificar's keyword arguments, `unico`
@@ -670,7 +715,25 @@ class CanalCorreo:
         return f"Enviada a {destinatario}"
 
 
+def _correo_aviso(n: Notificacion, destinatario: str) -> EmailMultiAlternatives:
+    """A notice (`avisar_personas`): the subject and text its writer gave, plain text."""
+    datos = n.datos or {}
+    asunto = " ".join(str(datos.get("asunto", "")).split())
+    return EmailMultiAlternatives(
+        subject=asunto[:900],
+        body=str(datos.get("texto", "")),
+        to=[destinatario],
+        headers={
+            "Message-ID": f"<{n.message_id}>",
+            "Auto-Submitted": "auto-generated",
+            "X-Auto-Response-Suppress": "All",
+        },
+    )
+
+
 def _correo(n: Notificacion, destinatario: str) -> EmailMultiAlternatives:
+    if n.ticket_id is None:
+        return _correo_aviso(n, destinatario)
     ticket = n.ticket
     plantilla = f"incidencias/notificaciones/{n.evento}"
     with translation.override(n.idioma or settings.LANGUAGE_CODE):
@@ -805,7 +868,7 @@ def tickets_de_message_ids(message_ids) -> dict[str, int]:
     if not message_ids:
         return {}
     return dict(
-        Notificacion.objects.filter(message_id__in=message_ids)
+        Notificacion.objects.filter(message_id__in=message_ids, ticket__isnull=False)
         .exclude(message_id="")  # the index holds only rows with one, whatever the list's size
         .order_by("id")
         .values_list("message_id", "ticket_id")

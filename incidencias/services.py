@@ -3,14 +3,17 @@
 from datetime import datetime
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.http import QueryDict
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from sso.models import Usuario
 
-from .models import DetalleTicket, Notificacion, Ticket
+from .models import DetalleTicket, FiltroGuardado, Notificacion, Ticket
 from .notificaciones import notificar
+from .selectors import cola_filtros
 from .sla import sla_estado_cambiado, sla_proximo
 
 
@@ -92,3 +95,39 @@ def ticket_registrar_primera_respuesta(*, ticket: Ticket, en: datetime | None = 
         ticket.sla_proximo = sla_proximo(ticket)
         ticket.save(update_fields=["primera_respuesta_en", "sla_proximo", "actualizado"])
     return ticket
+
+
+def filtro_guardar(*, usuario: Usuario, nombre: str, consulta: str, orden: str = "sla"):
+    """Save the queue's filters under `nombre` for `usuario` (the same name again replaces
+    them). The query string is checked (FiltroInvalido for an unknown value) and kept with the
+    queue's own keys only, without a page cursor."""
+    nombre = (nombre or "").strip()
+    if not nombre or len(nombre) > FiltroGuardado._meta.get_field("nombre").max_length:
+        raise ValidationError({"nombre": _("Give the filter a name of up to 80 characters.")})
+    consulta = QueryDict(consulta or "")
+    cola_filtros(consulta)
+    if orden not in FiltroGuardado.Orden.values:
+        raise ValidationError({"orden": _("Unknown order.")})
+    limpia = QueryDict(mutable=True)
+    for clave in CLAVES_FILTRO:
+        if valores := [v for v in consulta.getlist(clave) if v]:
+            limpia.setlist(clave, valores)
+    texto = limpia.urlencode()
+    if len(texto) > FiltroGuardado._meta.get_field("consulta").max_length:
+        raise ValidationError({"consulta": _("Too many filters to save.")})
+    filtro, _creado = FiltroGuardado.objects.update_or_create(
+        usuario=usuario, nombre=nombre, defaults={"consulta": texto, "orden": orden}
+    )
+    return filtro
+
+
+def filtro_borrar(*, usuario: Usuario, filtro_id: int) -> None:
+    """Delete one of `usuario`'s saved filters; another user's or a missing one raises
+    FiltroGuardado.DoesNotExist (a 404)."""
+    borrados, _tipos = FiltroGuardado.objects.filter(usuario=usuario, pk=filtro_id).delete()
+    if not borrados:
+        raise FiltroGuardado.DoesNotExist
+
+
+# The query-string keys of the queue's filters (`selectors.cola_filtros`).
+CLAVES_FILTRO = ("departamento", "estado", "prioridad", "asignado", "sla", "canal", "q")

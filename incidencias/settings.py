@@ -250,6 +250,8 @@ EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=30)
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="soporte@example.com")
 SERVER_EMAIL = env.str("SERVER_EMAIL", default=DEFAULT_FROM_EMAIL)
 EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.smtp.EmailBackend")
+# Where the file backend (`make run`'s default) writes each sent mail.
+EMAIL_FILE_PATH = env.str("EMAIL_FILE_PATH", default=str(VAR_DIR / "correo"))
 
 # --- Tickets --------------------------------------------------------------------------------
 # Largest message ingested whole; beyond it the text is kept and attachments that do not fit
@@ -472,6 +474,21 @@ CREDENCIALES_MOTIVO_OBLIGATORIO = env.bool("CREDENCIALES_MOTIVO_OBLIGATORIO", de
 # Seconds a revealed secret stays on the page before it hides itself.
 CREDENCIALES_REVELAR_SEGUNDOS = env.int("CREDENCIALES_REVELAR_SEGUNDOS", default=30)
 
+
+def _dias(name: str, default: str) -> list[int]:
+    valor = env.str(name, default=default)
+    try:
+        dias = sorted({int(d) for d in valor.split(",") if d.strip()})
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}: whole days, comma-separated ({valor!r}).") from None
+    if any(d < 0 for d in dias):
+        raise ImproperlyConfigured(f"{name}: days cannot be negative ({valor!r}).")
+    return dias
+
+
+# Days before a credential's expiry (`vence`) its reminders go out; empty: no reminders.
+CREDENCIALES_AVISO_DIAS = _dias("CREDENCIALES_AVISO_DIAS", "30,7,1")
+
 # --- API ------------------------------------------------------------------------------------
 # Largest request body the JSON APIs read; larger ones get 413. Some views allow more.
 API_MAX_BODY_BYTES = env.int("API_MAX_BODY_BYTES", default=1024 * 1024)
@@ -601,6 +618,11 @@ CELERY_BEAT_SCHEDULE = {
     "barrer-sla": {"task": "incidencias.barrer_sla", **_every("SCHEDULE_BARRER_SLA", 60)},
     # Deletes expired OAuth2 codes and tokens, and the records of redeemed codes past the
     # absolute refresh lifetime (sso.oauth.oauth_limpiar).
+    # Reminders before credentials expire (credenciales.avisos), once a day by default.
+    "avisar-vencimientos": {
+        "task": "credenciales.avisar_vencimientos",
+        **_every("SCHEDULE_AVISOS_VENCIMIENTO", 86400),
+    },
     "limpiar-tokens-oauth": {
         "task": "sso.limpiar_tokens_oauth",
         **_every("SCHEDULE_LIMPIAR_TOKENS_OAUTH", 3600),

@@ -34,3 +34,7 @@ CACHES = {
 # Without Redis, tasks enqueued by tests that commit go to memory, not to var/celery/.
 if not os.environ.get("REDIS_URL"):
     CELERY_BROKER_URL = "memory://"
+
+# Idle sessions write their last activity at most once a minute; a test that counts queries
+# must not see that write depend on the clock. The idle tests turn it on themselves.
+SESSION_IDLE_MINUTES = 0

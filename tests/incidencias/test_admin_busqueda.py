@@ -7,7 +7,7 @@ from django.db import connection
 from credenciales.models import Credencial, TipoCredencial
 from incidencias import ingest as ingest_module
 from incidencias.ingest import ingest_raw
-from incidencias.models import CorreoFallido, CuentaCorreo, PoliticaSLA, Ticket
+from incidencias.models import CorreoFallido, CuentaCorreo, DetalleTicket, PoliticaSLA, Ticket
 from incidencias.selectors import ticket_buscar
 from sso.models import Departamento, Usuario
 
@@ -147,11 +147,17 @@ def test_the_demo_loads_the_ticket_configuration_once(settings):
             Usuario.objects.count(),
             TipoCredencial.objects.count(),
             Credencial.objects.count(),
+            Ticket.objects.count(),
+            DetalleTicket.objects.filter(tipo=DetalleTicket.Tipo.ENTRANTE).count(),
         )
 
     primera = counts()
     assert primera[0] == 4 * Departamento.objects.count()
-    assert primera[3:] == (5, 1)
+    assert primera[3:5] == (5, 1)
+    # Eight customer tickets; the four replies joined their tickets instead of opening new ones.
+    assert primera[5:] == (8, 12)
+    assert not Ticket.objects.filter(departamento__isnull=True).exists()
+    assert not Ticket.objects.filter(asignado__isnull=True).exists()
     call_command("demo")
     assert counts() == primera
 

@@ -5,14 +5,14 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
 from credenciales.demo import demo_credenciales
-from incidencias.demo import demo_incidencias
+from incidencias.demo import demo_incidencias, demo_tickets
 from sso.demo import demo_cliente_oauth, demo_identidad
 
 
 class Command(BaseCommand):
     help = (
         "Load the demo organisation (departments, units, agents, a mailbox, SLA policies, "
-        "credential types) and print its logins."
+        "credential types, a few customer tickets) and print its logins."
     )
 
     def add_arguments(self, parser):
@@ -29,6 +29,7 @@ class Command(BaseCommand):
             logins = demo_identidad()
             demo_incidencias()
             demo_credenciales()
+            demo_tickets()
             cliente = demo_cliente_oauth() if settings.OAUTH2_ALLOW_HTTP_REDIRECTS else None
         self.stdout.write("Demo logins:")
         for login, password, created in logins:
