@@ -308,14 +308,21 @@ def _momento(valor, *, fin: bool):
 
 
 def accesos_exportar_csv(
-    *, usuario, credencial: Credencial | None = None, desde=None, hasta=None, ip=None
+    *,
+    usuario,
+    credencial: Credencial | None = None,
+    persona=None,
+    desde=None,
+    hasta=None,
+    ip=None,
 ) -> Iterator[str]:
     """The audit log (of one credential, or of every one the user sees) as CSV lines, oldest
     first, streamed from the database. Writes the `exportar` audit row at once, before a line
     is produced. Needs `view_accesocredencial`; a credential the user cannot see raises
     `Credencial.DoesNotExist`, as one that does not exist. Never a secret: the rows hold none.
 
-    `desde`/`hasta` (dates or datetimes) are inclusive; a date covers the whole day."""
+    `persona` keeps only that user's rows; `desde`/`hasta` (dates or datetimes) are inclusive,
+    a date covers the whole day."""
     if not usuario.is_authenticated or not usuario.has_perm("credenciales.view_accesocredencial"):
         raise PermissionDenied
     visibles = selectors.credenciales_visibles(usuario)
@@ -325,12 +332,16 @@ def accesos_exportar_csv(
     filas = selectors.accesos_visibles(usuario)
     if credencial is not None:
         filas = filas.filter(credencial_id=credencial.pk)
+    if persona is not None:
+        filas = filas.filter(usuario_id=persona.pk)
     if inicio is not None:
         filas = filas.filter(momento__gte=inicio)
     if fin is not None:
         filas = filas.filter(momento__lte=fin)
     alcance = f"{credencial.pk}" if credencial is not None else "*"
     periodo = f"{inicio.isoformat() if inicio else ''}..{fin.isoformat() if fin else ''}"
+    if persona is not None:
+        periodo += f" {persona.get_username()}"
     with transaction.atomic():
         if credencial is not None:
             acceso_registrar(

@@ -475,6 +475,8 @@ BITACORA_RETENTION_DAYS = env.int("BITACORA_RETENTION_DAYS", default=365)
 # --- Credential vault -----------------------------------------------------------------------
 # Whether revealing a credential's secret requires a reason (kept in its audit row).
 CREDENCIALES_MOTIVO_OBLIGATORIO = env.bool("CREDENCIALES_MOTIVO_OBLIGATORIO", default=False)
+# Seconds a revealed secret stays on the page before it hides itself.
+CREDENCIALES_REVELAR_SEGUNDOS = env.int("CREDENCIALES_REVELAR_SEGUNDOS", default=30)
 
 
 def _dias(name: str, default: str) -> list[int]:

@@ -120,6 +120,7 @@ urlpatterns = [
     path("api/", include(api_auth)),
     path("api/integra/", include("credenciales.urls")),
     path("tickets/<int:numero>/", include("incidencias.urls_ticket")),
+    path("credenciales/", include("credenciales.urls_paginas")),
     path("cuenta/salir", salir, name="cuenta-salir"),
     path("cuenta/clave", cambiar_clave, name="cuenta-clave"),
     path("api/v1/", include(api_v1)),

@@ -389,9 +389,9 @@ def test_it_shows_the_sla_status_to_selectors_and_the_admin(soporte, politica, a
         tarde.pk: "incumplido",
         pausado.pk: "pausado",
     }
+    # Both requests at the same moment: the session's idle clock must not see months pass.
     with time_machine.travel(ahora, tick=False):
         pagina = admin_client.get("/admin/incidencias/ticket/?sla=incumplido")
-        # In the same travelled time: months "later" the idle session would have ended.
         cambio = admin_client.get(f"/admin/incidencias/ticket/{pausado.pk}/change/")
     assert pagina.status_code == 200
     assert list(pagina.context["cl"].result_list) == [Ticket.objects.get(pk=tarde.pk)]
