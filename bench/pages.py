@@ -32,9 +32,8 @@ time includes waiting for a core). Also printed, without targets: EXPLAIN ANALYZ
 queue's statement at a cursor 5,000 rows in, `cola()` at the first and that page, `tablero()`.
 
 Targets (issue): each page <= 3x its baseline; the queue < 100 ms at the median. Missing a
-target prints FAIL; only an error exits non-zero. Until the portal's pages exist, the pages are
-stand-ins (bench/pages_views.py: the same selectors, a plain template); PAGINAS below names
-the URL of each, one line per page.
+target prints FAIL; only an error exits non-zero. The pages are the portal's own (the queue
+and the ticket page), served with the project's settings and DEBUG off.
 """
 
 import argparse
@@ -64,15 +63,14 @@ TARGET_QUEUE_MS = 100.0
 OPEN_STATES = ("nuevo", "abierto", "en_espera")
 SEARCH = "impresora"
 
-# The URL of each page. The stand-ins are bench/pages_views.py; the portal's pages are
-# "/tickets/?departamento=…", "/tickets/?q=…" and "/tickets/<numero>/".
+# The URL of each page.
 PAGINAS = {
     "queue": lambda c: (
-        f"/bench/pages/tickets/?departamento={c.departamento}"
+        f"/tickets/?departamento={c.departamento}"
         "&estado=nuevo&estado=abierto&estado=en_espera&orden=sla"
     ),
-    "search": lambda c: f"/bench/pages/tickets/?q={SEARCH}&orden=-creado",
-    "ticket": lambda c: f"/bench/pages/tickets/{c.numero_largo}/",
+    "search": lambda c: f"/tickets/?q={SEARCH}&orden=-creado",
+    "ticket": lambda c: f"/tickets/{c.numero_largo}/",
 }
 
 DEPARTAMENTOS = [  # name, share of the tickets

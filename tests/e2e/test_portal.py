@@ -196,7 +196,7 @@ def test_an_agent_assigns_and_moves_tickets_in_bulk_and_reuses_a_saved_filter(
     captura(pagina, "portal-cola-filtro-guardado")
 
     pagina.once("dialog", lambda d: d.accept())
-    pagina.locator(".guardados").get_by_role("button", name=re.compile("Borrar")).click()
+    pagina.locator(".guardados").get_by_role("button", name=re.compile("Eliminar")).click()
     pagina.locator(".mensajes").get_by_text("Filtro guardado borrado.").wait_for()
     assert not FiltroGuardado.objects.exists()
 
