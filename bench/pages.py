@@ -673,6 +673,8 @@ def main() -> int:
             from django.core.management import call_command
 
             call_command("migrate", verbosity=0)
+            # The pages' static files, hashed as in production (the manifest storage).
+            call_command("collectstatic", interactive=False, verbosity=0)
             if listo:
                 print("data already generated (bench_pages_marca); --regenerate to redo it")
             else:
