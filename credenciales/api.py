@@ -10,6 +10,7 @@ user cannot see answers 404, as one that does not exist. `clave` is always `"***
 
 import time
 
+from django.db import transaction
 from django.utils.decorators import method_decorator
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
@@ -424,6 +425,14 @@ class CredencialView(IntegraAPIView):
 
 class RevelarView(IntegraAPIView):
     permisos = {"POST": "credenciales.revelar_credencial"}
+
+    def dispatch(self, request, *args, **kwargs):
+        # The audit row and the request's bitácora row commit together: one commit (one WAL
+        # flush) per reveal instead of two. The reveal's own transaction becomes a savepoint,
+        # so a failed audit insert still reveals nothing, and the answer leaves the view only
+        # once both rows are committed.
+        with transaction.atomic():
+            return super().dispatch(request, *args, **kwargs)
 
     @extend_schema(
         operation_id="integra_credenciales_revelar",
