@@ -164,6 +164,8 @@ class IntegraAPIView(AuthAPIView):
     envelope = ENVELOPE_C
     permission_classes = [IsAuthenticated, PorMetodoScope, PermisoModelo]
     permisos: dict[str, str] = {}
+    # True where the answer must not leave without its bitácora row (see RevelarView).
+    bitacora_estricta = False
 
     def dispatch(self, request, *args, **kwargs):
         self._started = time.perf_counter()
@@ -183,6 +185,7 @@ class IntegraAPIView(AuthAPIView):
             inicio=getattr(self, "_started", time.perf_counter()),
             usuario_id=user.pk if getattr(user, "is_authenticated", False) else None,
             body=body if isinstance(body, dict) else None,
+            estricto=self.bitacora_estricta,
         )
         return response
 
@@ -426,11 +429,14 @@ class CredencialView(IntegraAPIView):
 class RevelarView(IntegraAPIView):
     permisos = {"POST": "credenciales.revelar_credencial"}
 
+    # The audit row and the request's bitácora row commit together: one commit (one WAL flush)
+    # per reveal instead of two, and the bitácora row without a savepoint of its own. The
+    # reveal's transaction becomes a savepoint, so a failed audit insert still reveals nothing;
+    # a bitácora row that cannot be written rolls the reveal back (500, nothing revealed); the
+    # answer leaves the view only once both rows are committed.
+    bitacora_estricta = True
+
     def dispatch(self, request, *args, **kwargs):
-        # The audit row and the request's bitácora row commit together: one commit (one WAL
-        # flush) per reveal instead of two. The reveal's own transaction becomes a savepoint,
-        # so a failed audit insert still reveals nothing, and the answer leaves the view only
-        # once both rows are committed.
         with transaction.atomic():
             return super().dispatch(request, *args, **kwargs)
 

@@ -160,10 +160,13 @@ def bitacora_registrar(
     usuario_id: int | None = None,
     id_padre: int | None = None,
     resumen: dict | None = None,
+    estricto: bool = False,
 ) -> int | None:
     """Append one audit row and return its id (None if it could not be written).
 
     Inside a transaction the row is written in a savepoint, so a failure never breaks it.
+    `estricto`: the caller's work stands only with its row — no savepoint, and a failure
+    raises (inside the caller's transaction, which then rolls back).
     """
     resumen = resumen or {}
     texto = json.dumps(resumen, ensure_ascii=False)
@@ -181,6 +184,8 @@ def bitacora_registrar(
         "id_padre": id_padre,
         "resumen": resumen,
     }
+    if estricto:
+        return _insert(values)
     try:
         if not connection.in_atomic_block:
             return _insert(values)  # autocommit: the statement is its own transaction
@@ -200,6 +205,7 @@ def bitacora_de_solicitud(
     consumidor_intentado: str = "",
     usuario_id: int | None = None,
     body: dict | None = None,
+    estricto: bool = False,
 ) -> int | None:
     """The audit row of one API request, from what every family knows about it."""
     query = request.GET
@@ -220,6 +226,7 @@ def bitacora_de_solicitud(
         usuario_id=usuario_id,
         id_padre=parent_id(body or {}, query),
         resumen=resumen,
+        estricto=estricto,
     )
 
 

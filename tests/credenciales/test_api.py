@@ -225,6 +225,34 @@ def test_it_reveals_nothing_when_the_audit_row_cannot_be_written(api, usuarios, 
     assert SECRETO not in response.content.decode()
 
 
+def test_it_reveals_nothing_when_the_request_cannot_be_logged(api, usuarios, credencial):
+    api.raise_request_exception = False
+    tabla = Bitacora._meta.db_table
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(
+                "CREATE FUNCTION no_bitacora() RETURNS trigger LANGUAGE plpgsql AS "
+                "$$ BEGIN RAISE EXCEPTION 'log down'; END $$"
+            )
+            cursor.execute(
+                f"CREATE TRIGGER no_bitacora BEFORE INSERT ON {tabla} "
+                "FOR EACH ROW EXECUTE FUNCTION no_bitacora()"
+            )
+        else:
+            cursor.execute(
+                f"CREATE TRIGGER no_bitacora BEFORE INSERT ON {tabla} "
+                "BEGIN SELECT RAISE(ABORT, 'log down'); END"
+            )
+    response = api.post(f"{BASE}/{credencial.pk}/revelar", **bearer(usuarios["revelador"]))
+    assert response.status_code == 500
+    assert SECRETO not in response.content.decode()
+    # The reveal's audit row went with the rolled-back request.
+    assert not AccesoCredencial.objects.filter(accion="revelar").exists()
+    # Other endpoints keep answering when their row cannot be written.
+    lista = api.get(BASE, **bearer(usuarios["revelador"]))
+    assert lista.status_code == 200
+
+
 def test_it_keeps_the_history_on_edit(api, usuarios, credencial, tipo):
     h = bearer(usuarios["editor"])
     response = api.put(
