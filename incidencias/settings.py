@@ -91,7 +91,7 @@ MIDDLEWARE = [
     "sso.middleware.SesionInactivaMiddleware",
     "sso.middleware.DosfaStaffMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "csp.middleware.CSPMiddleware",
+    "incidencias.seguridad.PoliticaContenidoMiddleware",
 ]
 
 ROOT_URLCONF = "incidencias.urls"

@@ -156,3 +156,10 @@ def test_it_shows_the_navigation_entries_that_exist(sesion):
     assert reverse("cuenta-salir") in html
     # Admin is for staff only.
     assert reverse("admin:index") not in html
+
+
+def test_it_sends_no_policy_with_api_data(client):
+    respuesta = client.get("/api/v1/tickets")
+    assert respuesta["Content-Type"].startswith("application/problem+json")
+    assert "Content-Security-Policy" not in respuesta
+    assert "Content-Security-Policy" in client.get("/oauth/login")
