@@ -1,5 +1,7 @@
 from csp.decorators import csp_update
 from django.contrib import admin
+from django.http import HttpResponsePermanentRedirect
+from django.templatetags.static import static
 from django.urls import include, path, re_path
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
@@ -52,6 +54,12 @@ admin.site.index_title = _("Configuration")
 docs = csp_update({"style-src": ["'unsafe-inline'"]})(
     SpectacularSwaggerSplitView.as_view(url_name="schema")
 )
+
+
+def favicon(request):
+    """Browsers ask for /favicon.ico on their own; the icon is a static file."""
+    return HttpResponsePermanentRedirect(static("favicon.svg"))
+
 
 api_consumo = [
     path("SSO/access", AccesoView.as_view(), name="sso-access"),
@@ -113,6 +121,7 @@ api_fallback = [
 
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
+    path("favicon.ico", favicon),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", docs, name="docs"),
     path("api/", include(api_consumo)),

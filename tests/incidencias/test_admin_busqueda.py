@@ -158,6 +158,10 @@ def test_the_demo_loads_the_ticket_configuration_once(settings):
     assert primera[5:] == (8, 12)
     assert not Ticket.objects.filter(departamento__isnull=True).exists()
     assert not Ticket.objects.filter(asignado__isnull=True).exists()
+    # The support head manages the vault and an agent reveals; another department's does not.
+    assert Usuario.objects.get(username="jefa.soporte").has_perm("credenciales.change_credencial")
+    assert Usuario.objects.get(username="agente1").has_perm("credenciales.revelar_credencial")
+    assert not Usuario.objects.get(username="agente2").has_perm("credenciales.view_credencial")
     call_command("demo")
     assert counts() == primera
 

@@ -163,3 +163,17 @@ def test_it_sends_no_policy_with_api_data(client):
     assert respuesta["Content-Type"].startswith("application/problem+json")
     assert "Content-Security-Policy" not in respuesta
     assert "Content-Security-Policy" in client.get("/oauth/login")
+
+
+def test_it_explains_a_refusal_on_a_page_of_its_own(sesion):
+    # A signed-in user without the vault's permission.
+    respuesta = sesion.get("/credenciales/")
+    assert respuesta.status_code == 403
+    assert "portal.css" in respuesta.content.decode()
+    assert respuesta["Content-Security-Policy"]
+
+
+def test_it_sends_browsers_to_the_icon(client):
+    respuesta = client.get("/favicon.ico")
+    assert respuesta.status_code == 301
+    assert respuesta["Location"].endswith("favicon.svg")
