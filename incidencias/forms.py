@@ -9,6 +9,7 @@ from sso.models import Departamento, Usuario
 
 from .models import EstadoSLA, FiltroGuardado, Prioridad, Ticket
 from .selectors import ASIGNADO_NADIE, ASIGNADO_YO
+from .widgets import selects_rapidos
 
 TODOS = [("", _("All"))]
 
@@ -72,6 +73,7 @@ class FiltrosForm(forms.Form):
             (ASIGNADO_NADIE, _("Unassigned")),
             *((a.pk, _nombre(a)) for a in agentes),
         ]
+        selects_rapidos(self)
 
 
 class Enteros(forms.Field):
@@ -113,6 +115,7 @@ class LoteForm(forms.Form):
             (ASIGNADO_NADIE, _("Nobody (back to the queue)")),
             *((pk, _nombre(a)) for pk, a in self.agentes.items()),
         ]
+        selects_rapidos(self)
 
     def clean(self):
         datos = super().clean()

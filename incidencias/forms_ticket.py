@@ -9,6 +9,7 @@ from django.utils.translation import gettext_lazy as _
 from sso.models import Departamento
 
 from .models import Prioridad, Ticket
+from .widgets import selects_rapidos
 
 SIN_CAMBIO = ""
 
@@ -56,6 +57,7 @@ class ConIds(forms.Form):
     def __init__(self, *args, **kwargs):
         kwargs.setdefault("auto_id", f"{self.prefijo_id}_%s")
         super().__init__(*args, **kwargs)
+        selects_rapidos(self)  # choices set later by a subclass reach the new widget too
 
 
 class RespuestaForm(ConIds):
