@@ -478,6 +478,7 @@ class RevelarView(IntegraAPIView):
                 usuario=request.user,
                 ip=bitacora.client_ip(request),
                 motivo=datos.validated_data["motivo"],
+                en_transaccion=True,  # dispatch's, committed before the answer leaves
             )
         except services.MotivoRequerido:
             raise ApiError(422, MOTIVO_REQUERIDO, errors={"motivo": [MOTIVO_REQUERIDO]}) from None

@@ -143,12 +143,16 @@ def credencial_revelar(*, credencial: Credencial, usuario, ip=None, motivo: str 
 
 
 @sensitive_variables("clave")
-def credencial_revelar_visible(*, pk: int, usuario, ip=None, motivo: str = "") -> str:
+def credencial_revelar_visible(
+    *, pk: int, usuario, ip=None, motivo: str = "", en_transaccion: bool = False
+) -> str:
     """The clear secret of credential `pk` if `usuario` sees it (`selectors`' rule), read in
     the transaction that writes its audit row; otherwise `Credencial.DoesNotExist`, as for one
     that does not exist. The reveal permission is the caller's to check.
 
-    On PostgreSQL the visibility check, the audit row and the read are one statement."""
+    On PostgreSQL the visibility check, the audit row and the read are one statement.
+    `en_transaccion`: the caller holds a transaction that commits the row (the API's, with its
+    bitácora row) and gives the answer only after that commit; no savepoint of its own then."""
     if connection.vendor != "postgresql":
         credencial = selectors.credencial_para_revelar(usuario, pk)
         if credencial is None:
@@ -157,15 +161,29 @@ def credencial_revelar_visible(*, pk: int, usuario, ip=None, motivo: str = "") -
     alcance = selectors.alcance(usuario)
     if alcance is False:
         raise Credencial.DoesNotExist
-    return _revelar(pk=pk, alcance=alcance, usuario=usuario, ip=ip, motivo=motivo)
+    return _revelar(
+        pk=pk,
+        alcance=alcance,
+        usuario=usuario,
+        ip=ip,
+        motivo=motivo,
+        en_transaccion=en_transaccion and connection.in_atomic_block,
+    )
 
 
 @sensitive_variables("clave")
-def _revelar(*, pk: int, alcance, usuario, ip, motivo) -> str:
+def _revelar(*, pk: int, alcance, usuario, ip, motivo, en_transaccion: bool = False) -> str:
     motivo = (motivo or "").strip()
     if getattr(settings, "CREDENCIALES_MOTIVO_OBLIGATORIO", False) and not motivo:
         raise MotivoRequerido()
     try:
+        if en_transaccion and connection.vendor == "postgresql":
+            # One statement in the caller's transaction: it fails whole (and the caller's
+            # transaction with it), and a value that does not decrypt deletes its row.
+            clave = _revelar_en_una_sentencia(
+                pk=pk, alcance=alcance, usuario=usuario, ip=ip, motivo=motivo
+            )
+            return str(clave)
         with transaction.atomic():  # decrypted before commit: a row if and only if revealed
             if connection.vendor == "postgresql":
                 clave = _revelar_en_una_sentencia(
@@ -212,8 +230,8 @@ WITH c AS (SELECT {id}, {departamento}, {unidad}, {usuario}, {clave}
                        || COALESCE(c.{unidad}::text, 'None') || ' ' || c.{usuario}, 400),
                   %(accion)s, %(momento)s, %(ip)s, %(motivo)s
              FROM c
-           RETURNING {a_credencial})
-SELECT c.{clave} FROM c JOIN a ON a.{a_credencial} = c.{id}
+           RETURNING {a_id}, {a_credencial})
+SELECT c.{clave}, a.{a_id} FROM c JOIN a ON a.{a_credencial} = c.{id}
 """
 
 # The user's department; every unit for its head, else those of no unit and the user's own.
@@ -243,6 +261,7 @@ def _revelar_en_una_sentencia(*, pk, alcance, usuario, ip, motivo) -> str:
             "usuario": q(c("usuario").column),
             "clave": q(campo.column),
             "accesos": q(AccesoCredencial._meta.db_table),
+            "a_id": q(AccesoCredencial._meta.pk.column),
             "a_usuario": q(a("usuario").column),
             "a_credencial": q(a("credencial").column),
             "a_descripcion": q(a("credencial_descripcion").column),
@@ -276,7 +295,12 @@ def _revelar_en_una_sentencia(*, pk, alcance, usuario, ip, motivo) -> str:
         row = cursor.fetchone()
     if row is None:  # not there (or not visible): nothing written, nothing revealed
         raise Credencial.DoesNotExist
-    return campo.from_db_value(row[0], None, connection)
+    try:
+        return campo.from_db_value(row[0], None, connection)
+    except DecryptionError:
+        # Nothing is revealed, so the row saying it was goes, in the same transaction.
+        AccesoCredencial.objects.filter(pk=row[1]).delete()
+        raise
 
 
 def credencial_registrar_copia(*, credencial: Credencial, usuario, ip=None) -> AccesoCredencial:
