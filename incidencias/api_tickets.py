@@ -707,8 +707,6 @@ class AsignarView(TicketsAPIView):
                 raise ApiError(
                     422, "Datos inválidos.", errors={"agente": ["Agente inexistente o inactivo."]}
                 )
-        if ticket.fusionado_en is not None:
-            raise services.TicketFusionado()
         ticket = services.ticket_asignar(ticket=ticket, agente=agente, por=request.user)
         return _tras_cambio(self, ticket)
 
@@ -729,8 +727,6 @@ class EstadoView(TicketsAPIView):
     def post(self, request, numero: int):
         ticket = self.ticket_trabajable(numero)
         datos = self.datos(EstadoEntrada)
-        if ticket.fusionado_en is not None:
-            raise services.TicketFusionado()
         ticket = services.ticket_cambiar_estado(
             ticket=ticket, estado=datos["estado"], por=request.user
         )

@@ -83,9 +83,9 @@ def _nota(texto) -> str:
 
 def ticket_asignar(*, ticket: Ticket, agente: Usuario | None, por: Usuario | None = None) -> Ticket:
     """Give a ticket to an agent (None: back to the queue), note it in the thread and tell the
-    agent. `por` is who did it (None: the system)."""
+    agent. `por` is who did it (None: the system). A ticket merged away is refused."""
     with transaction.atomic():
-        ticket = Ticket.objects.select_for_update().get(pk=ticket.pk)
+        ticket = _bloquear(ticket)
         if ticket.asignado_id == (agente.pk if agente else None):
             return ticket
         ticket.asignado = agente
@@ -114,10 +114,10 @@ def ticket_asignar(*, ticket: Ticket, agente: Usuario | None, por: Usuario | Non
 def ticket_cambiar_estado(*, ticket: Ticket, estado: str, por: Usuario | None = None) -> Ticket:
     """Move a ticket to `estado`, keeping its SLA clock in step (stopped while waiting on the
     customer or solved, due dates moved on when it comes back), and note it in the thread.
-    `por` is who did it (None: the system)."""
+    `por` is who did it (None: the system). A ticket merged away is refused."""
     _validar_estado(estado)
     with transaction.atomic():
-        ticket = Ticket.objects.select_for_update().get(pk=ticket.pk)
+        ticket = _bloquear(ticket)
         evento = _cambiar_estado(ticket, estado, por)
         if evento is not None:
             ticket.save(update_fields=["estado", "actualizado", *sla.CAMPOS])

@@ -32,6 +32,8 @@ from incidencias.services import (
     TicketFusionado,
     respuesta_predefinida_render,
     ticket_anotar,
+    ticket_asignar,
+    ticket_cambiar_estado,
     ticket_cambiar_prioridad,
     ticket_crear_manual,
     ticket_fusionar,
@@ -385,6 +387,15 @@ def test_it_refuses_merges_that_make_no_sense(ticket, ana, buzon):
         ticket_fusionar(origen=c, destino=b, por=ana)  # into itself, through the chain
     with pytest.raises(TicketFusionado):
         ticket_responder(ticket=b, autor=ana, texto="hola")
+    # Nor is a merged-away ticket assigned or moved, from whichever caller.
+    asignado = b.asignado_id
+    assert asignado is not None
+    with pytest.raises(TicketFusionado):
+        ticket_asignar(ticket=b, agente=None, por=ana)
+    with pytest.raises(TicketFusionado):
+        ticket_cambiar_estado(ticket=b, estado=Ticket.Estado.ABIERTO, por=ana)
+    b.refresh_from_db()
+    assert b.estado == Ticket.Estado.CERRADO and b.asignado_id == asignado
     ticket.refresh_from_db()
     assert ticket.fusionado_en is None
 
