@@ -9,6 +9,7 @@ import csv
 import io
 import logging
 from collections.abc import Iterator
+from contextlib import nullcontext
 from datetime import date, datetime, time
 
 from django.conf import settings
@@ -176,15 +177,12 @@ def _revelar(*, pk: int, alcance, usuario, ip, motivo, en_transaccion: bool = Fa
     motivo = (motivo or "").strip()
     if getattr(settings, "CREDENCIALES_MOTIVO_OBLIGATORIO", False) and not motivo:
         raise MotivoRequerido()
+    # Decrypted before commit: a row if and only if revealed. In the caller's transaction the
+    # one statement needs no savepoint: it fails whole (and the caller's transaction with it),
+    # and a value that does not decrypt deletes its row.
+    sin_savepoint = en_transaccion and connection.vendor == "postgresql"
     try:
-        if en_transaccion and connection.vendor == "postgresql":
-            # One statement in the caller's transaction: it fails whole (and the caller's
-            # transaction with it), and a value that does not decrypt deletes its row.
-            clave = _revelar_en_una_sentencia(
-                pk=pk, alcance=alcance, usuario=usuario, ip=ip, motivo=motivo
-            )
-            return str(clave)
-        with transaction.atomic():  # decrypted before commit: a row if and only if revealed
+        with nullcontext() if sin_savepoint else transaction.atomic():
             if connection.vendor == "postgresql":
                 clave = _revelar_en_una_sentencia(
                     pk=pk, alcance=alcance, usuario=usuario, ip=ip, motivo=motivo
