@@ -24,6 +24,7 @@ from .models import (
 from .notificaciones import notificacion_reintentar
 from .selectors import ticket_buscar, tickets_sla
 from .services import (
+    TicketFusionado,
     ticket_asignar,
     ticket_cambiar_estado,
     ticket_cambiar_prioridad,
@@ -178,8 +179,26 @@ class EstadoSLAFilter(admin.SimpleListFilter):
         return queryset
 
 
+class TicketAdminForm(forms.ModelForm):
+    # The fields save_model hands to the ticket services, which refuse a merged-away ticket.
+    POR_SERVICIOS = ("estado", "asignado", "prioridad", "departamento")
+
+    class Meta:
+        model = Ticket
+        fields = "__all__"  # noqa: DJ007 - the admin's fieldsets and readonly_fields decide
+
+    def clean(self):
+        datos = super().clean()
+        if self.instance.fusionado_en is not None and set(self.changed_data) & set(
+            self.POR_SERVICIOS
+        ):
+            raise forms.ValidationError(TicketFusionado.mensaje, code=TicketFusionado.codigo)
+        return datos
+
+
 @admin.register(Ticket)
 class TicketAdmin(admin.ModelAdmin):
+    form = TicketAdminForm
     list_display = ["numero", "asunto", "estado", "sla", "prioridad", "departamento", "asignado",
                     "solicitante_email", "vence_primera_respuesta", "vence_resolucion",
                     "creado"]  # fmt: skip

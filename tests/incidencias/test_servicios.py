@@ -329,6 +329,30 @@ def test_the_admin_changes_department_and_priority_through_the_services(
     assert any("Redes" in t for t in textos) and any("urgente" in t.lower() for t in textos)
 
 
+def test_the_admin_refuses_to_move_a_merged_ticket_with_a_message(client, ticket, buzon):
+    otro = ingest_raw(correo(message_id="<otro-admin@example.org>"), cuenta=buzon).ticket
+    admin = Usuario.objects.create_superuser("root", "root@example.com", "x")
+    ticket_fusionar(origen=ticket, destino=otro, por=admin)
+    client.force_login(admin)
+    url = f"/admin/incidencias/ticket/{ticket.pk}/change/"
+    formulario = client.get(url).context["adminform"].form
+    datos = {k: v for k, v in formulario.initial.items() if v is not None}
+    datos = {k: v for k, v in datos.items() if not isinstance(v, list | dict)}
+    datos.update(
+        {
+            "estado": Ticket.Estado.ABIERTO,
+            "participantes": "[]",
+            "detalles-TOTAL_FORMS": "0",
+            "detalles-INITIAL_FORMS": "0",
+        }
+    )
+    respuesta = client.post(url, datos)
+    assert respuesta.status_code == 200
+    assert respuesta.context["adminform"].form.non_field_errors()
+    ticket.refresh_from_db()
+    assert ticket.estado == Ticket.Estado.CERRADO
+
+
 # --- Merge ----------------------------------------------------------------------------------
 
 
