@@ -25,7 +25,7 @@ from .forms import (
     agentes_asignables,
     departamentos_trabajables,
 )
-from .models import EstadoSLA, FiltroGuardado, Ticket
+from .models import FiltroGuardado, Ticket
 
 # The queue's query-string keys that a page link or a saved filter carries (the cursor aside).
 CLAVES_COLA = (*services.CLAVES_FILTRO, "orden")
@@ -117,8 +117,6 @@ def cola(request):
             400,
         )
     agentes = list(agentes_asignables(usuario))
-    for fila in pagina.filas:
-        fila.sla_etiqueta = EstadoSLA(fila.estado_sla).label
     contexto = {
         "filas": [(t, url_ticket(t.numero)) for t in pagina.filas],
         "siguiente": _pagina(consulta, pagina.siguiente),
