@@ -115,6 +115,10 @@ TEMPLATES = [
     },
 ]
 
+# Form widgets drawn by Jinja2 (Django's own widget templates for it), Django's engine for the
+# rest (admin widgets): incidencias/formularios.py.
+FORM_RENDERER = "incidencias.formularios.Formularios"
+
 # --- Database -------------------------------------------------------------------------------
 # SQLite by default, so a checkout runs at once; PostgreSQL (psycopg 3) with DATABASE_URL.
 VAR_DIR = Path(env.str("VAR_DIR", default=str(BASE_DIR / "var")))

@@ -181,6 +181,7 @@ def _agentes(ticket: Ticket) -> list[Usuario]:
     return list(
         Usuario.objects.filter(departamento_id=ticket.departamento_id, is_active=True)
         .filter(Q(acceso_ticket=True) | Q(jefe=True))
+        .only("id", "username", "nombre")
         .order_by("nombre", "username")
     )
 

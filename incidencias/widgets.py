@@ -14,7 +14,7 @@ class SelectRapido(forms.Select):
     page's SQL. Same markup and attributes; option groups fall back to Django's rendering."""
 
     def render(self, name, value, attrs=None, renderer=None):
-        opciones = list(self.choices)
+        opciones = list(iter(self.choices))  # not len(): a ModelChoiceIterator would COUNT
         if any(isinstance(etiqueta, list | tuple) for _valor, etiqueta in opciones):
             return super().render(name, value, attrs, renderer)
         elegidos = {str(v) for v in self.format_value(value)}
