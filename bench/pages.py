@@ -212,7 +212,13 @@ def environment(tmp: Path, database_url: str) -> None:
             "ENV_FILE": "",
         }
     )
-    os.environ.pop("REDIS_URL", None)
+    # Redis as a deployment has it (sessions and permissions are read from it), when it answers.
+    from bench.ingest import redis_url
+
+    if redis := redis_url():
+        os.environ["REDIS_URL"] = redis
+    else:
+        os.environ.pop("REDIS_URL", None)
     (tmp / "static").mkdir(exist_ok=True)
 
 
@@ -667,6 +673,13 @@ def main() -> int:
     try:
         with tempfile.TemporaryDirectory(prefix="bench-pages-") as tmp:
             environment(Path(tmp), f"{server_url}/{DB_NAME}")
+            redis = os.environ.get("REDIS_URL")
+            print(
+                f"cache: Redis {redis.rpartition('@')[2]} (sessions and permissions read from it)"
+                if redis
+                else "cache: in-process memory (no Redis: sessions and permissions read from the "
+                "database)"
+            )
             import django
 
             django.setup()

@@ -7,6 +7,7 @@ class SsoConfig(AppConfig):
     verbose_name = _("Identity")
 
     def ready(self):
-        from .sesiones import conectar_senales
+        from . import permisos, sesiones
 
-        conectar_senales()
+        sesiones.conectar_senales()
+        permisos.conectar_senales()
