@@ -118,7 +118,9 @@ class PrioridadForm(ConIds):
 class TransferirForm(ConIds):
     prefijo_id = "transferir"
     departamento = forms.ModelChoiceField(
-        label=_("Department"), queryset=Departamento.objects.order_by("nombre")
+        label=_("Department"),
+        # Active ones, as the API's transfer accepts; the select shows only their names.
+        queryset=Departamento.objects.filter(activo=True).only("id", "nombre").order_by("nombre"),
     )
 
 

@@ -1,11 +1,10 @@
 """Form widgets of the portal's pages."""
 
+from html import escape
+
 from django import forms
 from django.forms.utils import flatatt
-from django.utils.html import format_html, format_html_join
-from django.utils.safestring import mark_safe
-
-_SELECCIONADA = mark_safe(" selected")
+from django.utils.safestring import SafeData, mark_safe
 
 
 class SelectRapido(forms.Select):
@@ -21,15 +20,15 @@ class SelectRapido(forms.Select):
         atributos = self.build_attrs(self.attrs, attrs)
         if self.allow_multiple_selected:
             atributos["multiple"] = True
-        filas = format_html_join(
-            "",
-            '<option value="{}"{}>{}</option>',
-            (
-                (valor, _SELECCIONADA if str(valor) in elegidos else "", etiqueta)
-                for valor, etiqueta in ((("" if v is None else str(v)), e) for v, e in opciones)
-            ),
+        filas = []
+        for valor, etiqueta in opciones:
+            valor = "" if valor is None else str(valor)
+            marcada = " selected" if valor in elegidos else ""
+            texto = etiqueta if isinstance(etiqueta, SafeData) else escape(str(etiqueta))
+            filas.append(f'<option value="{escape(valor)}"{marcada}>{texto}</option>')
+        return mark_safe(  # noqa: S308 - every value and label escaped (or safe already)
+            f'<select name="{escape(name)}"{flatatt(atributos)}>{"".join(filas)}</select>'
         )
-        return format_html('<select name="{}"{}>{}</select>', name, flatatt(atributos), filas)
 
 
 def selects_rapidos(form: forms.Form) -> None:

@@ -15,7 +15,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from incidencias.models import Adjunto, DetalleTicket, Notificacion, RespuestaPredefinida, Ticket
-from sso.models import Usuario
+from sso.models import Departamento, Usuario
 
 pytestmark = pytest.mark.django_db
 
@@ -294,6 +294,12 @@ def test_a_note_is_never_mailed(ticket, ana):
 
 def test_it_changes_the_priority_and_transfers(ticket, ana, redes):
     cliente = _cliente(ana)
+    cerrado = Departamento.objects.create(nombre="Cerrado", activo=False)
+    pagina = cliente.get(f"/tickets/{ticket.numero}/").content.decode()
+    assert f'value="{redes.pk}"' in pagina and "Cerrado" not in pagina  # active ones only
+    cliente.post(f"/tickets/{ticket.numero}/transferir", {"departamento": cerrado.pk})
+    ticket.refresh_from_db()
+    assert ticket.departamento != cerrado
     cliente.post(f"/tickets/{ticket.numero}/prioridad", {"prioridad": "urgente"})
     ticket.refresh_from_db()
     assert ticket.prioridad == "urgente"

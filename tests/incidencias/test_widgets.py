@@ -2,6 +2,7 @@
 
 from django import forms
 from django.test.html import parse_html
+from django.utils.safestring import mark_safe
 
 from incidencias.widgets import SelectRapido, selects_rapidos
 
@@ -23,13 +24,14 @@ class Formulario(forms.Form):
 
 
 def test_it_draws_the_same_select_as_django():
-    opciones = [("", "Todos"), ("a", "<A & b>"), (3, "Tres")]
+    opciones = [("", "Todos"), ("a", "<A & b>"), (3, "Tres"), ("s", mark_safe("<i>S</i>"))]
     atributos = {"id": "id_uno", "aria-describedby": "ayuda"}
     esperado = forms.Select(choices=opciones).render("uno", "3", attrs=atributos)
     obtenido = SelectRapido(choices=opciones).render("uno", "3", attrs=atributos)
     assert parse_html(obtenido) == parse_html(esperado)  # attribute order aside
     assert "&lt;A &amp; b&gt;" in obtenido
     assert '<option value="3" selected>Tres</option>' in obtenido
+    assert '<option value="s"><i>S</i></option>' in obtenido  # safe labels are not escaped again
     assert isinstance(Formulario().fields["uno"].widget, SelectRapido)
 
 
