@@ -19,7 +19,6 @@ from django.db.models import (
     IntegerField,
     Max,
     OuterRef,
-    Prefetch,
     Q,
     QuerySet,
     Subquery,
@@ -433,18 +432,25 @@ def filtros_guardados(*, usuario) -> QuerySet[FiltroGuardado]:
 
 def hilo(*, ticket: Ticket, incluir_notas: bool = True) -> list[DetalleTicket]:
     """The ticket's entries in order (`tipo` tells mail in, our replies, notes and events
-    apart), each with its author and its attachments: two statements whatever the length of
-    the thread (one when it is empty). Read: every column of an entry but the ones a thread
-    never shows (`_NO_EN_HILO`), and the author's names."""
+    apart), each with its author and, in `lista_adjuntos`, its attachments in order: two
+    statements whatever the length of the thread (one when it is empty). Read: every column of
+    an entry but the ones a thread never shows (`_NO_EN_HILO`), and the author's names.
+
+    The attachments are read in one statement and handed out by entry here, not through
+    `prefetch_related`, which builds a related queryset for every entry (most of this
+    function's time on a long thread); `entrada.adjuntos.all()` would query again."""
     entradas = DetalleTicket.objects.filter(ticket_id=ticket.pk)
     if not incluir_notas:
         entradas = entradas.exclude(tipo=DetalleTicket.Tipo.NOTA)
-    return list(
-        entradas.select_related("autor")
-        .only(*_CAMPOS_HILO)
-        .prefetch_related(Prefetch("adjuntos", queryset=Adjunto.objects.order_by("id")))
-        .order_by("creado", "id")
-    )
+    entradas = list(entradas.select_related("autor").only(*_CAMPOS_HILO).order_by("creado", "id"))
+    por_entrada: dict[int, list[Adjunto]] = {}
+    if entradas:
+        adjuntos = Adjunto.objects.filter(detalle_id__in=[e.pk for e in entradas]).order_by("id")
+        for adjunto in adjuntos:
+            por_entrada.setdefault(adjunto.detalle_id, []).append(adjunto)
+    for entrada in entradas:
+        entrada.lista_adjuntos = por_entrada.get(entrada.pk, [])
+    return entradas
 
 
 # Kept for threading and search, never shown in a thread: left out of its statement.

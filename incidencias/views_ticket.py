@@ -123,10 +123,9 @@ def _hilo(ticket: Ticket) -> list[DetalleTicket]:
     HTML body sanitised for the page."""
     entradas = hilo(ticket=ticket)
     for entrada in entradas:
-        adjuntos = list(entrada.adjuntos.all())
+        adjuntos = entrada.lista_adjuntos
         for adjunto in adjuntos:
             adjunto.url = url_adjunto(ticket, adjunto.pk)
-        entrada.lista_adjuntos = adjuntos
         if entrada.html:
             imagenes = {a.content_id.strip("<>").lower(): a.url for a in adjuntos if a.content_id}
             entrada.html_seguro = html_para_pagina(entrada.html, imagenes)

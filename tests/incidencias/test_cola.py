@@ -374,7 +374,7 @@ def test_it_reads_the_thread_in_order_in_two_statements(gente, soporte, django_a
     _adjunto(primero, "captura.png")
     with django_assert_num_queries(2):
         entradas = hilo(ticket=t)
-        assert [(e.texto, e.autor, [a.nombre for a in e.adjuntos.all()]) for e in entradas] == [
+        assert [(e.texto, e.autor, [a.nombre for a in e.lista_adjuntos]) for e in entradas] == [
             ("No tengo red", None, ["captura.png"])
         ]
     tipos = [DetalleTicket.Tipo.RESPUESTA, DetalleTicket.Tipo.NOTA, DetalleTicket.Tipo.EVENTO]
@@ -385,13 +385,15 @@ def test_it_reads_the_thread_in_order_in_two_statements(gente, soporte, django_a
     with django_assert_num_queries(2):
         entradas = hilo(ticket=t)
         vistos = [
-            (e.tipo, e.get_tipo_display(), str(e.autor) if e.autor else "", len(e.adjuntos.all()))
+            (e.tipo, e.get_tipo_display(), str(e.autor) if e.autor else "", len(e.lista_adjuntos))
             for e in entradas
         ]
     assert len(vistos) == 31
     assert [e.pk for e in entradas] == sorted(e.pk for e in entradas)
     assert vistos[1] == ("respuesta", str(DetalleTicket.Tipo.RESPUESTA.label), "Ana", 2)
-    assert [a.nombre for a in entradas[1].adjuntos.all()] == ["a0.txt", "b0.txt"]
+    assert [a.nombre for a in entradas[1].lista_adjuntos] == ["a0.txt", "b0.txt"]
+    assert [a.detalle_id for a in entradas[1].lista_adjuntos] == [entradas[1].pk] * 2
+    assert entradas[2].lista_adjuntos[0].nombre == "a1.txt"
 
 
 def test_it_leaves_internal_notes_out_when_asked(gente, soporte):
