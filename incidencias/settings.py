@@ -552,6 +552,8 @@ if REDIS_URL:
     SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
     AUTHENTICATION_BACKENDS = ["sso.permisos.PermisosEnCache"]
 PERMISSIONS_CACHE_SECONDS = env.int("PERMISSIONS_CACHE_SECONDS", default=300)
+# Seconds a thread entry's sanitised HTML stays in the cache for the ticket page.
+HILO_HTML_CACHE_SECONDS = env.int("HILO_HTML_CACHE_SECONDS", default=86400)
 # A signed-in page session ends after this many minutes without a request (0: never).
 SESSION_IDLE_MINUTES = env.int("SESSION_IDLE_MINUTES", default=60)
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=not DEBUG)

@@ -437,6 +437,41 @@ def test_inline_images_point_at_the_download_url(ticket, ana):
     assert "cid:" not in pagina
 
 
+def test_sanitised_bodies_come_from_the_cache_until_what_they_depend_on_changes(
+    ticket, ana, monkeypatch
+):
+    import nh3
+
+    from incidencias import views_ticket
+
+    entrada = _entrada(ticket, html='<p>Hola <img src="cid:logo@x"></p><script>x</script>')
+    logo = _adjunto(entrada, "logo.png", "image/png", content_id="<logo@x>")
+    llamadas = []
+    limpiar = nh3.clean
+
+    def contar(html, **opciones):
+        llamadas.append(html)
+        return limpiar(html, **opciones)
+
+    monkeypatch.setattr(views_ticket.nh3, "clean", contar)
+    cliente = _cliente(ana)
+    primera = cliente.get(f"/tickets/{ticket.numero}/").content.decode()
+    segunda = cliente.get(f"/tickets/{ticket.numero}/").content.decode()
+    imagen = f'<img src="/tickets/{ticket.numero}/adjuntos/{logo.pk}">'
+    assert imagen in primera and imagen in segunda and "<script>" not in segunda
+    assert len(llamadas) == 1  # the second view read it from the cache
+    # The image URLs name the ticket: a new number is a new key, never the old URL.
+    Ticket.objects.filter(pk=ticket.pk).update(numero=502)
+    tercera = cliente.get("/tickets/502/").content.decode()
+    assert f'<img src="/tickets/502/adjuntos/{logo.pk}">' in tercera
+    assert len(llamadas) == 2
+    # Bodies too large for the cache are sanitised on every view.
+    monkeypatch.setattr(views_ticket, "_SANEADO_MAX_CACHE", 10)
+    cliente.get("/tickets/502/")
+    cliente.get("/tickets/502/")
+    assert len(llamadas) == 4
+
+
 def test_it_tells_the_kinds_of_entry_apart(ticket, ana):
     for tipo, texto in (
         ("entrante", "Pregunta"),
