@@ -31,7 +31,9 @@ Each page's time comes with the CPU time of this process in it (the machine is s
 time includes waiting for a core). Also printed, without targets: EXPLAIN ANALYZE of the
 queue's statement at a cursor 5,000 rows in, `cola()` at the first and that page, `tablero()`.
 
-Also measured, without a target: the floor, the lightest staff page (`/cuenta/clave`: session,
+Also measured, without a target: the ticket page with its ticket alone in a database of its
+own (`incidencias_bench_pages_uno`, made and dropped by the run) against the same page among a
+million; the floor, the lightest staff page (`/cuenta/clave`: session,
 user, middleware, the layout and a small form, no ticket data), and each page's time above it
 against its baseline: what the page's own work costs.
 
@@ -620,6 +622,78 @@ def consultas_de(servidor: Servidor, url: str) -> int:
     return len(capturadas)
 
 
+def ticket_a_solas(server_url: str, numero: int, jefe, url: str, runs: int) -> float:
+    """The median server time of the ticket page with the ticket alone in a database of its
+    own (`incidencias_bench_pages_uno`, made for the run and dropped after it): migrated, then
+    the departments, the people, the ticket, its entries and their attachments copied from the
+    big one. Django's connection is pointed at it: call this last."""
+    from django.core.management import call_command
+    from django.db import connections
+
+    uno = f"{DB_NAME}_uno"
+    with psycopg.connect(f"{server_url}/postgres", autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{uno}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{uno}"')
+    conexion = connections["default"]
+    conexion.close()
+    conexion.settings_dict["NAME"] = uno
+    try:
+        call_command("migrate", verbosity=0)
+        conexion.close()
+        with (
+            psycopg.connect(f"{server_url}/{DB_NAME}") as origen,
+            psycopg.connect(f"{server_url}/{uno}") as destino,
+        ):
+            destino.execute("SET session_replication_role = replica")
+            (ticket_id,) = origen.execute(
+                "SELECT id FROM incidencias_ticket WHERE numero = %s", [numero]
+            ).fetchone()
+            filtros = {
+                "sso_departamento": "true",
+                "sso_usuario": "true",
+                "incidencias_ticket": f"id = {int(ticket_id)}",
+                "incidencias_detalleticket": f"ticket_id = {int(ticket_id)}",
+                "incidencias_adjunto": "detalle_id IN (SELECT id FROM incidencias_detalleticket"  # noqa: S608 - fixed text
+                f" WHERE ticket_id = {int(ticket_id)})",
+            }
+            for tabla, donde in filtros.items():
+                columnas = ", ".join(
+                    f'"{c}"'
+                    for (c,) in origen.execute(
+                        "SELECT column_name FROM information_schema.columns WHERE table_name = %s"
+                        " AND is_generated = 'NEVER' ORDER BY ordinal_position",
+                        [tabla],
+                    )
+                )
+                destino.execute(f"DELETE FROM {tabla}")  # noqa: S608 - rows the migrations made
+                with (
+                    origen.cursor().copy(
+                        f"COPY (SELECT {columnas} FROM {tabla} WHERE {donde}) TO STDOUT"  # noqa: S608
+                        " (FORMAT BINARY)"
+                    ) as salida,
+                    destino.cursor().copy(
+                        f"COPY {tabla} ({columnas}) FROM STDIN (FORMAT BINARY)"
+                    ) as entrada,
+                ):
+                    for bloque in salida:
+                        entrada.write(bloque)
+            destino.commit()
+            destino.execute("ANALYZE")
+        servidor = Servidor(jefe)
+        _t, _cpu, estado, _cuerpo = servidor.get(url)
+        if estado != 200:
+            raise SystemExit(f"ticket alone: {url} answered {estado}")
+        tiempos = [servidor.get(url)[0] for _ronda in range(runs + 3)][3:]
+        mediana = statistics.median(tiempos)
+        print(f"  ticket alone in {uno}\n          page {mediana * 1000:7.2f} ms")
+        return mediana
+    finally:
+        conexion.close()
+        conexion.settings_dict["NAME"] = DB_NAME
+        with psycopg.connect(f"{server_url}/postgres", autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{uno}" WITH (FORCE)')
+
+
 def extras(jefe, departamento: int, runs: int) -> None:
     """No targets: the queue's plan, a deep page and the dashboard, at this size."""
     from django.db import connection
@@ -772,6 +846,7 @@ def medir(args, server_url: str) -> int:
         f"({consultas_de(servidor, PISO)} statements)"
     )
     extras(jefe, departamento.pk, args.runs)
+    solo = ticket_a_solas(server_url, largo, jefe, PAGINAS["ticket"](c), args.runs)
 
     print(f"\nMedians over {args.runs} runs (server time in-process; baseline: plain psycopg):")
     for nombre, (pagina, sql) in resultados.items():
@@ -790,6 +865,11 @@ def medir(args, server_url: str) -> int:
             f"  {nombre:7} {(pagina - piso) * 1000:7.2f} ms  baseline {sql * 1000:7.2f} ms  "
             f"{(pagina - piso) / sql:5.2f}x"
         )
+    print(
+        f"\n  The ticket with a million others around it: {resultados['ticket'][0] * 1000:.2f} ms;"
+        f" alone in its database: {solo * 1000:.2f} ms "
+        f"({resultados['ticket'][0] / solo:.2f}x)"
+    )
     cola_ms = resultados["queue"][0] * 1000
     print(
         f"  queue median {cola_ms:.1f} ms (target < {TARGET_QUEUE_MS:.0f} ms): "
