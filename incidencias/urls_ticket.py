@@ -7,6 +7,7 @@ from . import views_ticket as v
 urlpatterns = [
     path("", v.ticket_pagina, name="ticket"),
     path("presencia", v.ticket_presencia, name="ticket-presencia"),
+    path("presencia/salir", v.ticket_presencia_salir, name="ticket-presencia-salir"),
     path("predefinida", v.ticket_predefinida, name="ticket-predefinida"),
     path("adjuntos/<int:adjunto_id>", v.ticket_adjunto, name="ticket-adjunto"),
     path("responder", v.ticket_responder_vista, name="ticket-responder"),

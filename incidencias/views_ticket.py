@@ -16,7 +16,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.cache import cache
 from django.core.exceptions import PermissionDenied
 from django.db.models import Q
-from django.http import FileResponse, Http404
+from django.http import FileResponse, Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
@@ -36,7 +36,7 @@ from .forms_ticket import (
     TransferirForm,
 )
 from .models import Adjunto, DetalleTicket, Prioridad, Ticket
-from .presencia import presencia_marcar
+from .presencia import presencia_marcar, presencia_salir
 from .selectors import (
     hilo,
     puede_trabajar,
@@ -290,6 +290,16 @@ def ticket_presencia(request, numero: int):
         "fuera_de_banda": True,
     }
     return render(request, "incidencias/parciales/ticket_presencia.html", contexto)
+
+
+@login_required
+@require_POST
+def ticket_presencia_salir(request, numero: int):
+    """The page was left (its script sends a beacon on `pagehide`): the others stop seeing
+    this user at their next poll, not when the mark expires."""
+    ticket = _ticket_o_404(request, numero)
+    presencia_salir(ticket_id=ticket.pk, usuario=request.user)
+    return HttpResponse(status=204)
 
 
 @login_required

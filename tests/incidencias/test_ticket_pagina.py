@@ -572,3 +572,20 @@ def test_an_outsider_is_not_told_and_not_counted(ticket, ana, luis):
     assert _cliente(luis).get(f"/tickets/{ticket.numero}/presencia").status_code == 404
     pagina = _cliente(ana).get(f"/tickets/{ticket.numero}/presencia").content.decode()
     assert "Luis" not in pagina
+
+
+def test_leaving_the_page_takes_the_agent_off_it_at_once(ticket, ana, jefa, luis):
+    de_ana, de_jefa = _cliente(ana), _cliente(jefa)
+    de_ana.get(f"/tickets/{ticket.numero}/")
+    salir = f"/tickets/{ticket.numero}/presencia/salir"
+    assert de_ana.get(salir).status_code == 405  # a POST, with its CSRF token
+    assert _cliente(ana, enforce_csrf_checks=True).post(salir).status_code == 403
+    assert _cliente(luis).post(salir).status_code == 404  # outside what he sees
+    assert Client().post(salir).status_code == 302  # to the sign-in page
+    pagina = de_jefa.get(f"/tickets/{ticket.numero}/").content.decode()
+    assert "Ana Mora también está viendo este ticket." in pagina
+    assert f'data-salir="{salir}"' in pagina  # where the page's beacon goes
+    assert de_ana.post(salir).status_code == 204
+    sondeo = de_jefa.get(f"/tickets/{ticket.numero}/presencia").content.decode()
+    assert "Ana Mora" not in sondeo
+    assert de_ana.post(salir).status_code == 204  # leaving twice is no error
