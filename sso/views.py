@@ -6,6 +6,7 @@ import hashlib
 import logging
 from functools import wraps
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login as auth_login
 from django.contrib.auth.views import redirect_to_login
@@ -37,7 +38,12 @@ logger = logging.getLogger("incidencias.sso.views")
 # --- Sign-in ----------------------------------------------------------------------------------
 
 
-_BACKEND = "django.contrib.auth.backends.ModelBackend"
+def _backend() -> str:
+    """The backend the session is signed in with: the project's (settings), which checks the
+    password itself here; the session keeps its path and every request loads the user by it."""
+    return settings.AUTHENTICATION_BACKENDS[0]
+
+
 # The sign-in waiting for its second factor: {"temp_token", "next", "metodo", "reenvios"}.
 _SESION_DOSFA = "sso_entrada_dosfa"
 
@@ -119,7 +125,7 @@ def entrar(request):
             if respuesta is not None:
                 return respuesta
             acceso_completado(usuario=usuario)
-            auth_login(request, usuario, backend=_BACKEND)
+            auth_login(request, usuario, backend=_backend())
             return redirect(siguiente)
     contexto = {"form": form, "next": siguiente}
     return render(request, "sso/entrar.html", contexto, status=status)
@@ -180,7 +186,7 @@ def entrar_dosfa(request):
             # dosfa_verificar cleared the account's failures: the whole sign-in succeeded. The
             # user carries `otp_device`, so django-otp marks the session verified on login.
             request.session.pop(_SESION_DOSFA, None)
-            auth_login(request, usuario, backend=_BACKEND)
+            auth_login(request, usuario, backend=_backend())
             return redirect(siguiente)
     metodo = pendiente.get("metodo")
     contexto = {
