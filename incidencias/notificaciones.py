@@ -10,6 +10,7 @@ Channels register themselves with `canal_registrar`: email here (`CanalCorreo`),
 the `webhooks` app.
 """
 
+import hashlib
 import json
 import logging
 import smtplib
@@ -535,12 +536,36 @@ def _acuse_posible(*, email: str, detalle: DetalleTicket | None) -> bool:
     return detalle is None or not detalle.automatico
 
 
+def _bloquear_acuses(emails: set[str]) -> None:
+    """On PostgreSQL, inside a transaction: take each address's acknowledgement lock (an
+    advisory lock held to the end of the transaction, in one order for everyone, so no two
+    takers deadlock). Two transactions acknowledging the same person at once (two mailboxes'
+    batches, the API beside the poller) then check the window one after the other, and the
+    second sees the first's row. SQLite runs one writer at a time already."""
+    if connection.vendor != "postgresql" or not connection.in_atomic_block:
+        return
+    claves = sorted(
+        int.from_bytes(
+            hashlib.blake2b(f"acuse:{email}".encode(), digest_size=8).digest(), "big", signed=True
+        )
+        for email in emails
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(pg_advisory_xact_lock(k)) FROM unnest(%s::bigint[]) AS t(k)",
+            [claves],
+        )
+
+
 def _acusados_recientes(emails: set[str]) -> set[str]:
     """Which of these (lowercase) addresses were acknowledged within the window: one probe of
-    the (evento, correo, creado) index, acknowledgement rows keeping the address lowercase."""
+    the (evento, correo, creado) index, acknowledgement rows keeping the address lowercase.
+    Their acknowledgement locks are taken first (`_bloquear_acuses`): the answer holds until
+    the transaction ends."""
     emails = {e for e in emails if e}
     if not emails:
         return set()
+    _bloquear_acuses(emails)
     desde = timezone.now() - timedelta(minutes=settings.NOTIFICACIONES_ACUSE_VENTANA_MINUTOS)
     return set(
         Notificacion.objects.filter(evento=Evento.ACUSE, correo__in=emails, creado__gte=desde)

@@ -1795,8 +1795,8 @@ def test_it_runs_the_same_statements_for_a_batch_of_any_size(db, soporte, cuenta
 
     # 12 of the pipeline (one of them: which senders are agents) and 5 of its notifications
     # (replies to our own mail, the acknowledgement window, the assignees, the rows), in the
-    # test's savepoint.
-    assert chico == grande <= 19
+    # test's savepoint; on PostgreSQL one more takes the requesters' acknowledgement locks.
+    assert chico == grande <= (20 if connection.vendor == "postgresql" else 19)
     assert Ticket.objects.filter(asunto__startswith="Adjunto").count() == 5
     assert Adjunto.objects.count() == 5
 

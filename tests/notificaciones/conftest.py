@@ -148,10 +148,11 @@ def correo_entrante(
     message_id=None,
     extra="",
     cuerpo="No tengo internet desde ayer.",
+    para="soporte@example.com",
 ) -> bytes:
     message_id = message_id or f"<{uuid.uuid4().hex}@example.org>"
     return (
-        f"From: {de}\r\nTo: soporte@example.com\r\nSubject: {asunto}\r\n"
+        f"From: {de}\r\nTo: {para}\r\nSubject: {asunto}\r\n"
         f"Message-ID: {message_id}\r\nDate: Tue, 10 Mar 2026 10:00:00 -0600\r\n{extra}"
         f"Content-Type: text/plain; charset=utf-8\r\n\r\n{cuerpo}\r\n"
     ).encode()

@@ -169,3 +169,74 @@ def test_an_smtp_server_that_is_down_is_a_passing_error(ticket, settings):
     fila.refresh_from_db()
     assert fila.ultimo_error.startswith("ErrorPasajero: ConnectionRefusedError")
     assert fila.proximo_intento > timezone.now()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_transactions_at_once_acknowledge_a_requester_once(regla, redes, settings):
+    """Two mailboxes' batches with mail of the same person, at the same time, for two
+    departments (nothing else makes one wait for the other): the second waits for the first's
+    acknowledgement lock, then sees its row and sends none."""
+    import threading
+    import time
+
+    from django.db import connection, transaction
+
+    from incidencias.models import ReglaDepartamento
+
+    if connection.vendor != "postgresql":
+        pytest.skip("needs PostgreSQL (set DATABASE_URL): SQLite runs one writer at a time")
+    settings.NOTIFICACIONES_ACUSE_VENTANA_MINUTOS = 60
+    ReglaDepartamento.objects.create(
+        campo="destinatario", valor="redes@example.com", departamento=redes
+    )
+    dentro, seguir, errores = threading.Event(), threading.Event(), []
+
+    def primero():
+        try:
+            with transaction.atomic():
+                ingest_raw(correo_entrante(asunto="Uno"))
+                dentro.set()
+                seguir.wait(60)  # holds its transaction (and the lock) open
+        except Exception as exc:  # reported below
+            errores.append(exc)
+        finally:
+            connection.close()
+
+    def segundo():
+        try:
+            dentro.wait(60)
+            ingest_raw(
+                correo_entrante(asunto="Dos", de="CLIENTE@example.org", para="redes@example.com")
+            )
+        except Exception as exc:
+            errores.append(exc)
+        finally:
+            connection.close()
+
+    hilos = [threading.Thread(target=primero), threading.Thread(target=segundo)]
+    for hilo in hilos:
+        hilo.start()
+    try:
+        assert dentro.wait(60)
+        # The second batch comes to wait on the advisory lock the first one holds.
+        limite, esperando = time.monotonic() + 60, 0
+        with connection.cursor() as cursor:
+            while not esperando and time.monotonic() < limite:
+                time.sleep(0.05)
+                cursor.execute(
+                    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+                )
+                esperando = cursor.fetchone()[0]
+        assert esperando == 1
+        assert errores == [] and Ticket.objects.count() == 0  # neither has committed
+    finally:
+        seguir.set()
+        for hilo in hilos:
+            hilo.join(60)
+    assert errores == []
+    assert sorted(Ticket.objects.values_list("departamento__nombre", flat=True)) == [
+        "Redes",
+        "Soporte",
+    ]
+    (acuse,) = Notificacion.objects.filter(evento=Evento.ACUSE)
+    assert acuse.ticket.asunto == "Uno"
