@@ -120,10 +120,11 @@ def environment(tmp: Path, database_url: str) -> dict:
     return env
 
 
-def recreate_database(server_url: str) -> None:
+def recreate_database(server_url: str, name: str = DB_NAME) -> None:
+    """A bench's database, empty (every bench has its own, named by it)."""
     with psycopg.connect(f"{server_url}/postgres", autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{DB_NAME}"')
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
 
 
 def settle(server_url: str) -> None:
@@ -133,9 +134,9 @@ def settle(server_url: str) -> None:
     os.sync()
 
 
-def drop_database(server_url: str) -> None:
+def drop_database(server_url: str, name: str = DB_NAME) -> None:
     with psycopg.connect(f"{server_url}/postgres", autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def seed() -> tuple[int, int, str, int]:

@@ -44,10 +44,12 @@ from bench.api import (  # noqa: E402
     WRK_SCRIPT,
     BenchError,
     Run,
+    drop_database,
     environment,
     free_port,
     measure,
     median_of,
+    recreate_database,
     report_throughput,
     settle,
     start_gunicorn,
@@ -73,17 +75,6 @@ wrk.headers["Authorization"] = %(authorization)s
 
 
 # --- Setup -----------------------------------------------------------------------------------
-
-
-def recreate_database(server_url: str) -> None:
-    with psycopg.connect(f"{server_url}/postgres", autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{DB_NAME}"')
-
-
-def drop_database(server_url: str) -> None:
-    with psycopg.connect(f"{server_url}/postgres", autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
 
 
 def signing_key() -> str:
@@ -282,7 +273,7 @@ def main() -> int:
             {"CACHE_KEY_PREFIX": "incidencias-bench-auth", "OIDC_RSA_PRIVATE_KEY": signing_key()}
         )
         os.environ.update(env)
-        recreate_database(server_url)
+        recreate_database(server_url, DB_NAME)
 
         import django
         from django.core.management import call_command
@@ -341,7 +332,7 @@ def main() -> int:
             connections.close_all()
         if not args.keep_db:
             try:
-                drop_database(server_url)
+                drop_database(server_url, DB_NAME)
             except psycopg.Error as exc:
                 print(f"could not drop {DB_NAME}: {exc}", file=sys.stderr)
         shutil.rmtree(tmp, ignore_errors=True)

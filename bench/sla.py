@@ -43,7 +43,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # Run as `python bench/sla.py`: import the project (and the `bench` package) from the root.
 sys.path[0] = str(ROOT)
 
-import psycopg  # noqa: E402
+from bench.api import drop_database, recreate_database  # noqa: E402
 
 DB_NAME = "incidencias_bench_sla"
 CELERY_QUEUE = "incidencias-bench-sla"
@@ -116,17 +116,6 @@ def environment(tmp: Path, database_url: str, redis: str | None) -> None:
         os.environ["REDIS_URL"] = redis
     else:
         os.environ.pop("REDIS_URL", None)
-
-
-def recreate_database(server_url: str) -> None:
-    with psycopg.connect(f"{server_url}/postgres", autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{DB_NAME}"')
-
-
-def drop_database(server_url: str) -> None:
-    with psycopg.connect(f"{server_url}/postgres", autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
 
 
 class SynologyStandIn:
@@ -267,7 +256,7 @@ def main() -> int:
         f"{args.rounds} rounds (+1 warm-up); PostgreSQL {server_url.rpartition('@')[2]}; "
         f"Redis {'yes' if redis else 'no'}"
     )
-    recreate_database(server_url)
+    recreate_database(server_url, DB_NAME)
     try:
         with tempfile.TemporaryDirectory(prefix="bench-sla-") as tmp:
             environment(Path(tmp), f"{server_url}/{DB_NAME}", redis)
@@ -328,7 +317,7 @@ def main() -> int:
     finally:
         drop_queue(redis)
         if not args.keep_db:
-            drop_database(server_url)
+            drop_database(server_url, DB_NAME)
 
     def med(nombre, campo):
         return statistics.median(r[campo] for r in resultados[nombre])

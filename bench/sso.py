@@ -53,9 +53,11 @@ from bench.api import (  # noqa: E402
     WRK_SCRIPT,
     BenchError,
     Run,
+    drop_database,
     environment,
     free_port,
     median_of,
+    recreate_database,
     report_throughput,
     settle,
     start_gunicorn,
@@ -119,17 +121,6 @@ def lua(value: str) -> str:
 
 
 # --- Setup -----------------------------------------------------------------------------------
-
-
-def recreate_database(server_url: str) -> None:
-    with psycopg.connect(f"{server_url}/postgres", autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{DB_NAME}"')
-
-
-def drop_database(server_url: str) -> None:
-    with psycopg.connect(f"{server_url}/postgres", autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
 
 
 def seed() -> tuple[int, str, int]:
@@ -443,7 +434,7 @@ def main() -> int:
             }
         )
         os.environ.update(env)
-        recreate_database(server_url)
+        recreate_database(server_url, DB_NAME)
 
         import django
         from django.conf import settings
@@ -536,7 +527,7 @@ def main() -> int:
             connections.close_all()
         if not args.keep_db:
             try:
-                drop_database(server_url)
+                drop_database(server_url, DB_NAME)
             except psycopg.Error as exc:
                 print(f"could not drop {DB_NAME}: {exc}", file=sys.stderr)
         shutil.rmtree(tmp, ignore_errors=True)

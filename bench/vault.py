@@ -37,10 +37,12 @@ import psycopg  # noqa: E402
 from bench.api import (  # noqa: E402
     WRK_SCRIPT,
     BenchError,
+    drop_database,
     environment,
     free_port,
     measure,
     median_of,
+    recreate_database,
     report_throughput,
     settle,
     start_gunicorn,
@@ -75,17 +77,6 @@ def baseline_path(pk: int) -> str:
 
 
 # --- Setup -----------------------------------------------------------------------------------
-
-
-def recreate_database(server_url: str) -> None:
-    with psycopg.connect(f"{server_url}/postgres", autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{DB_NAME}"')
-
-
-def drop_database(server_url: str) -> None:
-    with psycopg.connect(f"{server_url}/postgres", autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
 
 
 def seed_people() -> dict:
@@ -294,7 +285,7 @@ def main() -> int:
         env = environment(tmp, f"{server_url}/{DB_NAME}")
         env["CACHE_KEY_PREFIX"] = "incidencias-bench-vault"
         os.environ.update(env)
-        recreate_database(server_url)
+        recreate_database(server_url, DB_NAME)
 
         import django
         from django.core.management import call_command
@@ -388,7 +379,7 @@ def main() -> int:
             connections.close_all()
         if not args.keep_db:
             try:
-                drop_database(server_url)
+                drop_database(server_url, DB_NAME)
             except psycopg.Error as exc:
                 print(f"could not drop {DB_NAME}: {exc}", file=sys.stderr)
         shutil.rmtree(tmp, ignore_errors=True)
