@@ -31,9 +31,10 @@ SELECT ct.app_label, p.codename
 
 
 def permisos_cargar(usuario) -> None:
-    """Fill the user's permission cache as `ModelBackend` would (the project's backends are it
-    or `sso.permisos.PermisosEnCache`, which reads the same cache first), in one statement, so `has_perm` asks the database nothing more for this user object. Nothing
-    to do for anonymous, inactive (no permission) or superusers (every permission)."""
+    """Fill the user's permission cache as `ModelBackend` would (the project's backend,
+    `sso.permisos.PermisosEnCache`, is one and reads that cache first), in one statement, so
+    `has_perm` asks the database nothing more for this user object. Nothing to do for
+    anonymous, inactive (no permission) or superusers (every permission)."""
     from django.contrib.auth.models import Group, Permission
     from django.contrib.contenttypes.models import ContentType
     from django.db import connection

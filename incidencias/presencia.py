@@ -6,6 +6,7 @@ Two viewers refreshing at the same instant may overwrite each other's mark; the 
 (`PRESENCIA_SEGUNDOS` apart at most) puts it back, so a notice is late by one poll at worst.
 """
 
+import secrets
 import time
 
 from django.conf import settings
@@ -22,23 +23,42 @@ def _vigencia() -> int:
     return settings.PRESENCIA_SEGUNDOS * 2 + 5
 
 
-def presencia_marcar(*, ticket_id: int, usuario) -> list[str]:
-    """Note that `usuario` has the ticket open now; return the names of the others who have it
-    open, sorted."""
+def vista_nueva() -> str:
+    """An id for one view of the page (one load in one tab): its poll and its leave beacon
+    carry it."""
+    return secrets.token_urlsafe(9)
+
+
+def _leer(ticket_id: int) -> dict:
+    """{user id: (name, last seen, view id)}; an entry written before views had ids has none."""
+    return {
+        uid: (valor[0], valor[1], valor[2] if len(valor) > 2 else "")
+        for uid, valor in (cache.get(_clave(ticket_id)) or {}).items()
+    }
+
+
+def presencia_marcar(*, ticket_id: int, usuario, vista: str = "") -> list[str]:
+    """Note that `usuario` has the ticket open now, in the page view `vista`; return the names
+    of the others who have it open, sorted."""
     ahora = time.time()
     vigencia = _vigencia()
-    visitas = cache.get(_clave(ticket_id)) or {}
     vigentes = {
-        uid: (nombre, visto) for uid, (nombre, visto) in visitas.items() if visto > ahora - vigencia
+        uid: valor for uid, valor in _leer(ticket_id).items() if valor[1] > ahora - vigencia
     }
     nombre = usuario.nombre or usuario.get_full_name() or usuario.get_username()
-    vigentes[usuario.pk] = (nombre, ahora)
+    vigentes[usuario.pk] = (nombre, ahora, vista)
     cache.set(_clave(ticket_id), vigentes, timeout=vigencia)
-    return sorted(n for uid, (n, _) in vigentes.items() if uid != usuario.pk)
+    return sorted(valor[0] for uid, valor in vigentes.items() if uid != usuario.pk)
 
 
-def presencia_salir(*, ticket_id: int, usuario) -> None:
-    """Forget `usuario` on the ticket (the page was left)."""
-    visitas = cache.get(_clave(ticket_id)) or {}
-    if visitas.pop(usuario.pk, None) is not None:
-        cache.set(_clave(ticket_id), visitas, timeout=_vigencia())
+def presencia_salir(*, ticket_id: int, usuario, vista: str) -> bool:
+    """Forget `usuario` on the ticket when the view that left is the one that marked them last.
+    A reload, or a form sent from the page, loads the next view before the old one says it
+    left: that view's mark stays. Whether the mark was removed."""
+    visitas = _leer(ticket_id)
+    marca = visitas.get(usuario.pk)
+    if marca is None or not vista or marca[2] != vista:
+        return False
+    del visitas[usuario.pk]
+    cache.set(_clave(ticket_id), visitas, timeout=_vigencia())
+    return True

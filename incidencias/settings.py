@@ -547,10 +547,12 @@ CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=not DEBUG)
 SESSION_COOKIE_HTTPONLY = True
 # With Redis, page sessions and each user's permissions are read from it (one query fewer per
 # request for each): sso/permisos.py. Without it, from the database, as every process on the
-# machine sees the same rows but not the same in-memory cache.
+# machine sees the same rows but not the same in-memory cache. The backend is the same either
+# way (a session keeps its backend's path: changing it would sign everyone out).
+AUTHENTICATION_BACKENDS = ["sso.permisos.PermisosEnCache"]
+PERMISSIONS_CACHE = env.bool("PERMISSIONS_CACHE", default=bool(REDIS_URL))
 if REDIS_URL:
     SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
-    AUTHENTICATION_BACKENDS = ["sso.permisos.PermisosEnCache"]
 PERMISSIONS_CACHE_SECONDS = env.int("PERMISSIONS_CACHE_SECONDS", default=300)
 # Seconds a thread entry's sanitised HTML stays in the cache for the ticket page.
 HILO_HTML_CACHE_SECONDS = env.int("HILO_HTML_CACHE_SECONDS", default=86400)

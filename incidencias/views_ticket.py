@@ -6,6 +6,7 @@ actions answer POST only and redirect back to the page.
 """
 
 import hashlib
+import importlib.metadata
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -36,7 +37,7 @@ from .forms_ticket import (
     TransferirForm,
 )
 from .models import Adjunto, DetalleTicket, Prioridad, Ticket
-from .presencia import presencia_marcar, presencia_salir
+from .presencia import presencia_marcar, presencia_salir, vista_nueva
 from .selectors import (
     hilo,
     puede_trabajar,
@@ -120,8 +121,20 @@ def html_para_pagina(html: str, imagenes: dict[str, str]) -> str:
     )
 
 
-# Bump when html_para_pagina's rules change: the cached bodies are then drawn again.
-_VERSION_SANEADO = 1
+# What the sanitised bodies depend on besides their HTML: html_para_pagina's rules (bump the
+# number when its code changes) and the sanitiser's version and allow-lists, so an upgrade of
+# nh3 or a tighter list never serves a body sanitised under the old ones.
+_VERSION_SANEADO = hashlib.blake2b(
+    repr(
+        (
+            1,
+            importlib.metadata.version("nh3"),
+            sorted(mensajes._ALLOWED_TAGS),
+            sorted((tag, sorted(attrs)) for tag, attrs in mensajes._ALLOWED_ATTRIBUTES.items()),
+        )
+    ).encode(),
+    digest_size=8,
+).hexdigest()
 # Bodies larger than this are sanitised on every view instead of filling the cache.
 _SANEADO_MAX_CACHE = 512 * 1024
 
@@ -215,7 +228,7 @@ def _agentes(ticket: Ticket) -> list[Usuario]:
     return list(
         Usuario.objects.filter(departamento_id=ticket.departamento_id, is_active=True)
         .filter(Q(acceso_ticket=True) | Q(jefe=True))
-        .only("id", "username", "nombre")
+        .only("id", "username", "nombre", "first_name", "last_name")
         .order_by("nombre", "username")
     )
 
@@ -225,11 +238,13 @@ def _pagina(request, ticket: Ticket, status: int = 200, **formularios):
     agentes = _agentes(ticket)
     trabajar = puede_trabajar(request.user, ticket)
     predefinidas = list(respuestas_predefinidas(ticket=ticket)) if trabajar else []
+    vista = vista_nueva()  # this load of the page, for its poll and its leave beacon
     contexto = {
         "ticket": ticket,
         "hilo": _hilo(ticket),
         "plazos": sla_plazos(ticket),
-        "otros": presencia_marcar(ticket_id=ticket.pk, usuario=request.user),
+        "otros": presencia_marcar(ticket_id=ticket.pk, usuario=request.user, vista=vista),
+        "vista": vista,
         "puede_trabajar": trabajar,
         "predefinidas": predefinidas,
         "form_respuesta": RespuestaForm(),
@@ -283,9 +298,10 @@ def ticket_predefinida(request, numero: int):
 def ticket_presencia(request, numero: int):
     """The page's poll: who else has it open, and its SLA timers (swapped out of band)."""
     ticket = _ticket_o_404(request, numero)
+    vista = request.GET.get("vista", "")[:40]
     contexto = {
         "ticket": ticket,
-        "otros": presencia_marcar(ticket_id=ticket.pk, usuario=request.user),
+        "otros": presencia_marcar(ticket_id=ticket.pk, usuario=request.user, vista=vista),
         "plazos": sla_plazos(ticket),
         "fuera_de_banda": True,
     }
@@ -295,10 +311,13 @@ def ticket_presencia(request, numero: int):
 @login_required
 @require_POST
 def ticket_presencia_salir(request, numero: int):
-    """The page was left (its script sends a beacon on `pagehide`): the others stop seeing
-    this user at their next poll, not when the mark expires."""
+    """The page was left (its script sends a beacon on `pagehide`, with the view's id): the
+    others stop seeing this user at their next poll, not when the mark expires, unless a newer
+    view of theirs (a reload, the page after a form) has marked them since."""
     ticket = _ticket_o_404(request, numero)
-    presencia_salir(ticket_id=ticket.pk, usuario=request.user)
+    presencia_salir(
+        ticket_id=ticket.pk, usuario=request.user, vista=request.POST.get("vista", "")[:40]
+    )
     return HttpResponse(status=204)
 
 

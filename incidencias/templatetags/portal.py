@@ -9,6 +9,7 @@ and formats are looked up once per page and each row is one string, every text i
 markup is the one the templates had; the tests read it as the browser does.
 """
 
+import unicodedata
 from html import escape
 
 from django import template
@@ -16,8 +17,9 @@ from django.template.defaultfilters import filesizeformat
 from django.utils import formats, timezone
 from django.utils.dateformat import DateFormat, re_escaped, re_formatchars
 from django.utils.dates import MONTHS
+from django.utils.html import conditional_escape
 from django.utils.safestring import SafeString, mark_safe
-from django.utils.text import capfirst
+from django.utils.text import Truncator, capfirst
 from django.utils.translation import gettext
 
 from ..models import DetalleTicket, EstadoSLA, Prioridad, Ticket
@@ -89,8 +91,10 @@ def _etiquetas(choices) -> dict[str, str]:
 
 
 def _truncar(texto: str, largo: int) -> str:
-    """`truncatechars`: at most `largo` characters, the last one an ellipsis when cut."""
-    return texto if len(texto) <= largo else texto[: largo - 1] + "…"
+    """`truncatechars`: at most `largo` characters, the last one an ellipsis when cut (in NFC,
+    combining marks not counted: Django's Truncator, for the texts that need it)."""
+    texto = unicodedata.normalize("NFC", texto)
+    return texto if len(texto) <= largo else Truncator(texto).chars(largo)
 
 
 @register.simple_tag
@@ -210,11 +214,11 @@ def campo(campo) -> SafeString:
     auto_id = campo.auto_id
     partes = [
         f'<p class="campo"><label for="{escape(campo.id_for_label or "")}">'
-        f"{escape(str(campo.label))}</label>\n{campo}\n"
+        f"{conditional_escape(campo.label)}</label>\n{campo}\n"
     ]
     if campo.help_text:
         partes.append(
-            f'<small id="{escape(auto_id)}_helptext">{escape(str(campo.help_text))}</small>'
+            f'<small id="{escape(auto_id)}_helptext">{conditional_escape(campo.help_text)}</small>'
         )
     if campo.errors:
         errores = " ".join(escape(str(error)) for error in campo.errors)

@@ -24,6 +24,7 @@
     }
     var datos = new FormData();
     datos.append("csrfmiddlewaretoken", token.value);
+    datos.append("vista", presencia.dataset.vista || "");
     navigator.sendBeacon(presencia.dataset.salir, datos);
   });
 })();

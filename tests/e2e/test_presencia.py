@@ -1,6 +1,6 @@
 """Presence in a real browser: two agents on one ticket see each other, the first one through
 the page's htmx poll, and the one who leaves is gone from the other's page at its next poll (the
-page's beacon on `pagehide`), not when the mark expires."""
+page's beacon on `pagehide`), not when the mark expires; a reload is not leaving."""
 
 import pytest
 from playwright.sync_api import expect
@@ -48,6 +48,11 @@ def test_two_agents_see_each_other_and_one_who_leaves_is_gone(
         expect(presencia).to_contain_text("Julia Jefa también está viendo este ticket.")
         auditar(pagina, contexto="(ticket with another agent on it)")
         captura(pagina, "ticket-presencia")
+        # A reload is not leaving: the old view's beacon arrives after the new view's mark.
+        otra.reload()
+        otra.locator("#presencia").wait_for()
+        pagina.wait_for_timeout(2_500)  # two of Ana's polls
+        expect(presencia).to_contain_text("Julia Jefa")
         otra.goto("/tickets/")  # Julia leaves: her page sends its beacon
         expect(presencia).not_to_contain_text("Julia Jefa", timeout=5_000)
     finally:

@@ -198,3 +198,34 @@ def test_field_describes_its_widget_by_its_help_and_errors():
     assert 'aria-describedby="id_texto_helptext id_texto_error"' in con_error
     errores = leer(con_error).atributos
     assert ("span", {"class": "error", "id": "id_texto_error"}) in errores
+
+
+@pytest.mark.parametrize(
+    "asunto",
+    [
+        "e\u0301" * 60,  # decomposed é (mail from macOS): 60 characters, 120 code points
+        "é" * 95,
+        "x" * 90,
+        "x" * 91,
+        "Sin conexión",
+    ],
+)
+def test_subjects_are_cut_as_truncatechars_cuts_them(soporte, asunto):
+    jefa = Usuario.objects.create_user(
+        username="jefa", password="x", departamento=soporte, jefe=True
+    )
+    Ticket.objects.create(numero=700, asunto=asunto, departamento=soporte)
+    (t,) = cola(usuario=jefa, departamento_id=soporte.pk).filas
+    esperado = Template("{{ a|truncatechars:90 }}").render(Context({"a": asunto}))
+    assert leer(filas_cola([(t, "/t/")])).filas[0][2] == esperado
+
+
+def test_safe_labels_and_help_are_not_escaped_twice():
+    from django.utils.safestring import mark_safe
+
+    class Seguro(forms.Form):
+        texto = forms.CharField(label=mark_safe("<b>Texto</b>"), help_text=mark_safe("<i>a</i>"))
+
+    html = campo(Seguro()["texto"])
+    assert '<label for="id_texto"><b>Texto</b></label>' in html
+    assert "<i>a</i></small>" in html

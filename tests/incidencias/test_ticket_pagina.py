@@ -575,17 +575,31 @@ def test_an_outsider_is_not_told_and_not_counted(ticket, ana, luis):
 
 
 def test_leaving_the_page_takes_the_agent_off_it_at_once(ticket, ana, jefa, luis):
+    import re
+
     de_ana, de_jefa = _cliente(ana), _cliente(jefa)
-    de_ana.get(f"/tickets/{ticket.numero}/")
+
+    def vista(pagina) -> str:
+        return re.search(r'data-vista="([^"]+)"', pagina).group(1)
+
+    primera = vista(de_ana.get(f"/tickets/{ticket.numero}/").content.decode())
     salir = f"/tickets/{ticket.numero}/presencia/salir"
     assert de_ana.get(salir).status_code == 405  # a POST, with its CSRF token
     assert _cliente(ana, enforce_csrf_checks=True).post(salir).status_code == 403
-    assert _cliente(luis).post(salir).status_code == 404  # outside what he sees
+    assert _cliente(luis).post(salir, {"vista": primera}).status_code == 404  # outside his sight
     assert Client().post(salir).status_code == 302  # to the sign-in page
     pagina = de_jefa.get(f"/tickets/{ticket.numero}/").content.decode()
     assert "Ana Mora también está viendo este ticket." in pagina
     assert f'data-salir="{salir}"' in pagina  # where the page's beacon goes
-    assert de_ana.post(salir).status_code == 204
-    sondeo = de_jefa.get(f"/tickets/{ticket.numero}/presencia").content.decode()
-    assert "Ana Mora" not in sondeo
-    assert de_ana.post(salir).status_code == 204  # leaving twice is no error
+
+    # A reload: the new view marks Ana before the old one's beacon arrives; she stays.
+    segunda = vista(de_ana.get(f"/tickets/{ticket.numero}/").content.decode())
+    assert segunda != primera
+    assert de_ana.post(salir, {"vista": primera}).status_code == 204
+    assert de_ana.post(salir).status_code == 204  # no view: nothing removed either
+    assert "Ana Mora" in de_jefa.get(f"/tickets/{ticket.numero}/presencia").content.decode()
+    # Her poll carries its view; leaving from that view takes her off.
+    de_ana.get(f"/tickets/{ticket.numero}/presencia", {"vista": segunda})
+    assert de_ana.post(salir, {"vista": segunda}).status_code == 204
+    assert "Ana Mora" not in de_jefa.get(f"/tickets/{ticket.numero}/presencia").content.decode()
+    assert de_ana.post(salir, {"vista": segunda}).status_code == 204  # twice is no error

@@ -19,7 +19,9 @@ VER = "credenciales.view_credencial"
 
 @pytest.fixture
 def backend():
-    with override_settings(AUTHENTICATION_BACKENDS=["sso.permisos.PermisosEnCache"]):
+    with override_settings(
+        AUTHENTICATION_BACKENDS=["sso.permisos.PermisosEnCache"], PERMISSIONS_CACHE=True
+    ):
         yield
 
 
@@ -99,3 +101,48 @@ def test_a_change_rolled_back_leaves_the_old_permissions(ana):
         assert fresco(ana).has_perm(VER)  # inside the transaction, the new rows
         raise RuntimeError
     assert not fresco(ana).has_perm(VER)
+
+
+def test_a_change_around_the_managers_counts_once_invalidated(ana):
+    """Django sends no signal for a queryset of a link table: `invalidar()` after one."""
+    from sso.permisos import invalidar
+
+    grupo = Group.objects.create(name="Bóveda")
+    grupo.permissions.add(permiso())
+    ana.groups.add(grupo)
+    assert fresco(ana).has_perm(VER)
+    Usuario.groups.through.objects.filter(usuario=ana).delete()
+    invalidar()
+    assert not fresco(ana).has_perm(VER)
+
+
+def test_without_the_setting_the_database_is_read_every_time(ana):
+    ana.user_permissions.add(permiso())
+    with override_settings(PERMISSIONS_CACHE=False):
+        assert fresco(ana).has_perm(VER)
+        usuario = fresco(ana)
+        with CaptureQueriesContext(connection) as consultas:
+            assert usuario.has_perm(VER)
+        assert len(consultas) == 2  # ModelBackend's: the user's and their groups'
+
+
+def test_a_cache_that_does_not_answer_is_not_an_error(ana):
+    """Redis down (nothing listens on the port): permissions come from the database, and a
+    change is still saved."""
+    from django.core.cache import caches
+
+    ana.user_permissions.add(permiso())
+    caido = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": "redis://127.0.0.1:9/0",
+            "OPTIONS": {"socket_connect_timeout": 0.2, "socket_timeout": 0.2},
+        }
+    }
+    with override_settings(CACHES=caido):
+        try:
+            assert fresco(ana).has_perm(VER)
+            ana.user_permissions.remove(permiso())  # the signal cannot reach the cache
+            assert not fresco(ana).has_perm(VER)
+        finally:
+            caches["default"].close()
