@@ -101,7 +101,7 @@ class AsignarForm(ConIds):
         super().__init__(*args, **kwargs)
         self.agentes = {a.pk: a for a in agentes}
         self.fields["agente"].choices = [("", _("Nobody (back to the queue)"))] + [
-            (a.pk, a.nombre or a.get_full_name() or a.username) for a in agentes
+            (a.pk, a.nombre_visible) for a in agentes
         ]
 
 

@@ -45,7 +45,7 @@ def presencia_marcar(*, ticket_id: int, usuario, vista: str = "") -> list[str]:
     vigentes = {
         uid: valor for uid, valor in _leer(ticket_id).items() if valor[1] > ahora - vigencia
     }
-    nombre = usuario.nombre or usuario.get_full_name() or usuario.get_username()
+    nombre = usuario.nombre_visible
     vigentes[usuario.pk] = (nombre, ahora, vista)
     cache.set(_clave(ticket_id), vigentes, timeout=vigencia)
     return sorted(valor[0] for uid, valor in vigentes.items() if uid != usuario.pk)

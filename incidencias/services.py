@@ -168,7 +168,7 @@ def _bloquear(ticket: Ticket) -> Ticket:
 def _nombre(usuario) -> str:
     if usuario is None:
         return ""
-    return usuario.nombre or usuario.get_full_name() or usuario.username
+    return usuario.nombre_visible
 
 
 def ticket_registrar_primera_respuesta(*, ticket: Ticket, en: datetime | None = None) -> Ticket:

@@ -416,8 +416,7 @@ def ticket_asignar_vista(request, numero: int):
     if agente is None:
         exito = _("The ticket is back in the queue.")
     else:
-        nombre = agente.nombre or agente.get_full_name() or agente.username
-        exito = _("Assigned to %(agente)s.") % {"agente": nombre}
+        exito = _("Assigned to %(agente)s.") % {"agente": agente.nombre_visible}
     return _accion(
         request,
         ticket,

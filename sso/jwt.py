@@ -145,7 +145,7 @@ def jwt_emitir(*, usuario: Usuario, operador: str) -> tuple[str, datetime]:
         "jti": secrets.token_urlsafe(16),
         # The seed's own claims.
         "unique_name": usuario.email or usuario.username,
-        "given_name": usuario.nombre or usuario.get_full_name() or usuario.username,
+        "given_name": usuario.nombre_visible,
         "usertype": "User",
         "virtualoperator": operador,
     }

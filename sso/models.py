@@ -184,6 +184,11 @@ class Usuario(AbstractUser):
         return self.nombre or self.username
 
     @property
+    def nombre_visible(self) -> str:
+        """The name to show or send: `nombre`, else first and last name, else the login."""
+        return self.nombre or self.get_full_name() or self.username
+
+    @property
     def status(self) -> str:
         return "ACTIVO" if self.is_active else "INACTIVO"
 

@@ -165,7 +165,7 @@ class ValidadorOAuth2(OAuth2Validator):
     def get_additional_claims(self, request):
         usuario: Usuario = request.user
         return {
-            "name": usuario.nombre or usuario.get_full_name() or usuario.username,
+            "name": usuario.nombre_visible,
             "preferred_username": usuario.username,
             "phone_number": usuario.phone or usuario.movil,
             "email": usuario.email,

@@ -114,7 +114,7 @@ def _correo_reset(*, usuario: Usuario, sistema: Sistema) -> _Correo:
     token = GeneradorTokenReset(sistema=sistema).make_token(usuario)
     enlace = enlace_reset(sistema=sistema, uid=uid, token=token)
     producto = sistema.nombre or sistema.alias
-    nombre = usuario.nombre or usuario.get_full_name() or usuario.username
+    nombre = usuario.nombre_visible
     minutos = settings.PASSWORD_RESET_TIMEOUT_MINUTES
     texto = (
         f"Hola, {nombre}:\n\n"

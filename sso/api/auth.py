@@ -80,7 +80,7 @@ def usuario_perfil(usuario: Usuario) -> dict:
     """The seed's user object (profile)."""
     return {
         "id": usuario.pk,
-        "name": usuario.nombre or usuario.get_full_name() or usuario.username,
+        "name": usuario.nombre_visible,
         "email": usuario.email or None,
         "phone": usuario.phone or usuario.movil or None,
         "avatar": None,
