@@ -78,7 +78,8 @@ sys.path[0] = str(ROOT)
 
 import psycopg  # noqa: E402
 
-from bench import mailgen  # noqa: E402
+from bench import api, mailgen  # noqa: E402
+from bench.api import recreate_database, settle  # noqa: E402
 
 DB_NAME = "incidencias_bench_ingest"
 HELPDESK_DB = "bench_helpdesk"
@@ -228,25 +229,12 @@ def reset_peak() -> bool:
 # --- Databases -------------------------------------------------------------------------------
 
 
-def recreate_database(server_url: str, name: str) -> None:
-    with psycopg.connect(f"{server_url}/postgres", autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
-
-
 def drop_database(server_url: str, name: str) -> None:
+    """bench.api's, reporting a failure instead of raising (it runs while cleaning up)."""
     try:
-        with psycopg.connect(f"{server_url}/postgres", autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        api.drop_database(server_url, name)
     except psycopg.Error as exc:
         print(f"could not drop {name}: {exc}", file=sys.stderr)
-
-
-def settle(server_url: str) -> None:
-    """Flush what setup wrote, so writeback does not slow the timed part."""
-    with psycopg.connect(f"{server_url}/postgres", autocommit=True) as conn:
-        conn.execute("CHECKPOINT")
-    os.sync()
 
 
 def redis_url() -> str | None:

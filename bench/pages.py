@@ -62,6 +62,8 @@ sys.path[0] = str(ROOT)
 
 import psycopg  # noqa: E402
 
+from bench.api import drop_database, recreate_database  # noqa: E402
+
 DB_NAME = "incidencias_bench_pages"
 GENERATOR = 1  # bump when the generated data changes: the next run regenerates
 TARGET_RATIO = 3.0
@@ -242,9 +244,7 @@ def database_ready(server_url: str, tickets: int, regenerate: bool) -> bool:
                 fila = conn.execute("SELECT generador, tickets FROM bench_pages_marca").fetchone()
                 if fila == (GENERATOR, tickets):
                     return True
-    with psycopg.connect(f"{server_url}/postgres", autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{DB_NAME}"')
+    recreate_database(server_url, DB_NAME)
     return False
 
 
@@ -631,9 +631,7 @@ def ticket_a_solas(server_url: str, numero: int, jefe, url: str, runs: int) -> f
     from django.db import connections
 
     uno = f"{DB_NAME}_uno"
-    with psycopg.connect(f"{server_url}/postgres", autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{uno}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{uno}"')
+    recreate_database(server_url, uno)
     conexion = connections["default"]
     conexion.close()
     conexion.settings_dict["NAME"] = uno
@@ -690,8 +688,7 @@ def ticket_a_solas(server_url: str, numero: int, jefe, url: str, runs: int) -> f
     finally:
         conexion.close()
         conexion.settings_dict["NAME"] = DB_NAME
-        with psycopg.connect(f"{server_url}/postgres", autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{uno}" WITH (FORCE)')
+        drop_database(server_url, uno)
 
 
 def extras(jefe, departamento: int, runs: int) -> None:
@@ -776,8 +773,7 @@ def main() -> int:
             return medir(args, server_url)
     finally:
         if args.drop:
-            with psycopg.connect(f"{server_url}/postgres", autocommit=True) as conn:
-                conn.execute(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
+            drop_database(server_url, DB_NAME)
 
 
 def medir(args, server_url: str) -> int:
