@@ -304,7 +304,10 @@ def adjunto_json(a: Adjunto) -> dict:
     }
 
 
-def detalle_json(d: DetalleTicket) -> dict:
+def detalle_json(d: DetalleTicket, adjuntos: list[Adjunto] | None = None) -> dict:
+    """An entry; `adjuntos`, its attachments when already read (`selectors.hilo`)."""
+    if adjuntos is None:
+        adjuntos = d.adjuntos.all()
     return {
         "id": d.pk,
         "tipo": d.tipo,
@@ -318,26 +321,18 @@ def detalle_json(d: DetalleTicket) -> dict:
         "html": d.html,
         "fecha": _fecha(d.fecha),
         "creado": _fecha(d.creado),
-        "adjuntos": [adjunto_json(a) for a in d.adjuntos.all()],
+        "adjuntos": [adjunto_json(a) for a in adjuntos],
     }
 
 
 def ticket_detalle_json(ticket: Ticket, usuario) -> dict:
-    """The ticket with its thread (internal notes only for agents): a constant number of
-    queries whatever the thread's length."""
-    detalles = (
-        DetalleTicket.objects.filter(ticket=ticket)
-        .select_related("autor")
-        .prefetch_related("adjuntos")
-        .defer("headers", "busqueda")
-        .order_by("creado", "id")
-    )
-    if not selectors.es_agente(usuario):
-        detalles = detalles.exclude(tipo=DetalleTicket.Tipo.NOTA)
+    """The ticket with its thread (`selectors.hilo`, as the ticket page reads it; internal
+    notes only for agents): a constant number of queries whatever the thread's length."""
+    detalles = selectors.hilo(ticket=ticket, incluir_notas=selectors.es_agente(usuario))
     fusionado = ticket.relacionado.numero if ticket.fusionado_en and ticket.relacionado else None
     return {
         **ticket_json(ticket, fusionado_numero=fusionado),
-        "detalles": [detalle_json(d) for d in detalles],
+        "detalles": [detalle_json(d, d.lista_adjuntos) for d in detalles],
     }
 
 
