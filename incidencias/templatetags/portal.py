@@ -76,14 +76,15 @@ class Fechas:
         self.piezas = _compilar(formats.get_format(formato))
         self.meses = {numero: str(nombre) for numero, nombre in MONTHS.items()}
 
-    def texto(self, valor) -> str:
-        local = timezone.localtime(valor)
+    def _escribir(self, local) -> str:
         return "".join(pieza(local, self.meses) for pieza in self.piezas)
+
+    def texto(self, valor) -> str:
+        return self._escribir(timezone.localtime(valor))
 
     def __call__(self, valor) -> str:
         local = timezone.localtime(valor)
-        texto = "".join(pieza(local, self.meses) for pieza in self.piezas)
-        return f'<time datetime="{local.isoformat()}">{escape(texto)}</time>'
+        return f'<time datetime="{local.isoformat()}">{escape(self._escribir(local))}</time>'
 
 
 def _etiquetas(choices) -> dict[str, str]:
