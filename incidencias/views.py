@@ -7,7 +7,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import BadRequest, ValidationError
 from django.http import Http404, QueryDict
 from django.shortcuts import redirect, render
-from django.urls import NoReverseMatch, reverse
+from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
@@ -39,11 +39,8 @@ def _agente(request):
 
 
 def url_ticket(numero: int) -> str:
-    """The ticket page's address (by its URL name once it exists)."""
-    try:
-        return reverse("ticket", kwargs={"numero": numero})
-    except NoReverseMatch:
-        return f"/tickets/{numero}/"
+    """The ticket page's address."""
+    return reverse("ticket", kwargs={"numero": numero})
 
 
 def _consulta(datos: QueryDict) -> QueryDict:

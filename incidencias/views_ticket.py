@@ -19,7 +19,7 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import Q
 from django.http import FileResponse, Http404, HttpResponse
 from django.shortcuts import redirect, render
-from django.urls import NoReverseMatch, reverse
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
@@ -82,14 +82,11 @@ def _volver(ticket: Ticket):
 
 
 def _volver_o_salir(request, ticket: Ticket):
-    """Back to the ticket, or to the portal's start when the user no longer sees it (it went
-    to another department)."""
+    """Back to the ticket, or to the queue when the user no longer sees it (it went to another
+    department)."""
     if tickets_para_usuario(usuario=request.user).filter(pk=ticket.pk).exists():
         return _volver(ticket)
-    try:
-        return redirect("cola")
-    except NoReverseMatch:
-        return redirect("/")
+    return redirect("cola")
 
 
 # --- What the page shows --------------------------------------------------------------------
